@@ -1,0 +1,1 @@
+"""Pure numerics (JAX/numpy/scipy only): stable log-probabilities, integration draws, quadrature."""

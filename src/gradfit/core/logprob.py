@@ -1,0 +1,88 @@
+"""Stable log-probabilities: everything in logs, finite inputs on every branch, so gradients never see NaN.
+
+`jnp.where` evaluates both branches and differentiates both; a branch fed ±inf (an open-ended ordered
+category, say) poisons the gradient with 0 * inf = NaN even where it is not selected. So every function here
+substitutes harmless finite values before computing, and selects afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import log_ndtr, logsumexp
+
+Link = Literal["probit", "logit"]
+
+_LOG2 = 0.6931471805599453
+
+
+def log1mexp(x: jax.Array) -> jax.Array:
+    """log(1 - exp(x)) for x <= 0, accurate near 0 and for very negative x (Mächler 2012)."""
+    return jnp.where(x > -_LOG2, jnp.log(-jnp.expm1(x)), jnp.log1p(-jnp.exp(x)))
+
+
+def log_cdf(x: jax.Array, link: Link) -> jax.Array:
+    """log F(x) for the standard normal (probit) or logistic (logit) distribution."""
+    return log_ndtr(x) if link == "probit" else jax.nn.log_sigmoid(x)
+
+
+def log_interval(a: jax.Array, b: jax.Array, link: Link) -> jax.Array:
+    """log(F(b) - F(a)) for a < b, with F symmetric.
+
+    When both ends lie in the upper tail, F(b) - F(a) is a difference of two numbers near 1; by symmetry it
+    equals F(-a) - F(-b), a difference of two small numbers, which logs represent exactly.
+    """
+    upper_tail = a > 0
+    lo = jnp.where(upper_tail, -b, a)
+    hi = jnp.where(upper_tail, -a, b)
+    log_hi = log_cdf(hi, link)
+    return log_hi + log1mexp(log_cdf(lo, link) - log_hi)
+
+
+def log_ordered(
+    a: jax.Array, b: jax.Array, has_lower: jax.Array, has_upper: jax.Array, link: Link
+) -> jax.Array:
+    """Log-probability of an ordered category with standardised bounds a = (tau_lo - mu)/s, b = (tau_hi - mu)/s.
+
+    `has_lower` / `has_upper` are False for the first / last category (bound at -inf / +inf); the bound
+    values there are ignored.
+    """
+    a_safe = jnp.where(has_lower, a, jnp.where(has_upper, b - 1.0, -1.0))
+    b_safe = jnp.where(has_upper, b, a_safe + 1.0)
+    both = log_interval(a_safe, b_safe, link)
+    first = log_cdf(b_safe, link)  # P(y <= tau_1) = F(b)
+    last = log_cdf(-a_safe, link)  # P(y > tau_last) = 1 - F(a) = F(-a)
+    out = jnp.where(has_lower & has_upper, both, jnp.where(has_upper, first, last))
+    return jnp.where(has_lower | has_upper, out, 0.0)
+
+
+def log_normal_density(y: jax.Array, mu: jax.Array, sigma: jax.Array) -> jax.Array:
+    """log N(y; mu, sigma^2)."""
+    z = (y - mu) / sigma
+    return -0.5 * z * z - jnp.log(jnp.abs(sigma)) - 0.5 * jnp.log(2.0 * jnp.pi)
+
+
+def log_binary_logit(y_is_one: jax.Array, v: jax.Array) -> jax.Array:
+    """log P(y) for P(y = 1) = sigmoid(v)."""
+    return jax.nn.log_sigmoid(jnp.where(y_is_one, v, -v))
+
+
+def log_softmax_chosen(
+    utilities: jax.Array, available: jax.Array, chosen: jax.Array
+) -> jax.Array:
+    """log P(chosen) under a multinomial logit over the available alternatives (last axis).
+
+    `available` must hold at least one True per choice situation; `chosen` is an integer index broadcastable
+    to utilities.shape[:-1].
+    """
+    masked = jnp.where(available, utilities, -jnp.inf)
+    log_denominator = logsumexp(masked, axis=-1)
+    picked = jnp.take_along_axis(utilities, chosen[..., None], axis=-1)[..., 0]
+    return picked - log_denominator
+
+
+def log_mean_exp(x: jax.Array, log_weights: jax.Array, axis: int = -1) -> jax.Array:
+    """log sum_r w_r exp(x_r), the simulated (or quadrature) integral in logs; weights sum to 1."""
+    return logsumexp(x + log_weights, axis=axis)

@@ -1,0 +1,188 @@
+"""Maximisers: quasi-Newton (L-BFGS-B) and a trust-region Newton method with the exact Hessian, both with bounds.
+
+Each is a step function driven by one loop (`maximize`), which owns the stopping rule, the history and the
+progress callback, so that both methods stop on the same criterion and report the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.optimize
+
+from gradfit.errors import EstimationError
+from gradfit.estimate.problem import Problem
+
+
+@dataclass(frozen=True)
+class Iterate:
+    iteration: int
+    loglikelihood: float
+    gradient_norm: float
+    relative_gradient: float
+    step: float
+    elapsed: float
+
+
+@dataclass
+class OptimResult:
+    theta: np.ndarray
+    loglikelihood: float
+    gradient: np.ndarray
+    iterations: int
+    converged: bool
+    message: str
+    history: list[Iterate] = field(default_factory=list)
+
+
+def relative_gradient(theta, ll, grad, lower, upper) -> float:
+    """max_i |g_i| max(|theta_i|, 1) / max(|LL|, 1) over parameters not held at a bound by the gradient."""
+    g = projected_gradient(theta, grad, lower, upper)
+    return float(np.max(np.abs(g) * np.maximum(np.abs(theta), 1.0)) / max(abs(ll), 1.0)) if g.size else 0.0
+
+
+def projected_gradient(theta, grad, lower, upper) -> np.ndarray:
+    """Zero where a bound is active and the gradient (of a maximisation) pushes beyond it."""
+    at_lo = (theta <= lower) & (grad < 0)
+    at_hi = (theta >= upper) & (grad > 0)
+    return np.where(at_lo | at_hi, 0.0, grad)
+
+
+class _Driver:
+    """Shared loop state: history, stopping rule, progress."""
+
+    def __init__(self, problem: Problem, tolerance: float, progress: Callable[[Iterate], None] | None):
+        self.p, self.tol, self.progress = problem, tolerance, progress
+        self.t0 = time.perf_counter()
+        self.history: list[Iterate] = []
+
+    def record(self, theta, ll, grad, step) -> bool:
+        """Log one iterate; True when converged."""
+        rel = relative_gradient(theta, ll, grad, self.p.lower, self.p.upper)
+        g = projected_gradient(theta, grad, self.p.lower, self.p.upper)
+        it = Iterate(len(self.history), float(ll), float(np.linalg.norm(g)), rel, float(step),
+                     time.perf_counter() - self.t0)
+        self.history.append(it)
+        if self.progress is not None:
+            self.progress(it)
+        return rel <= self.tol
+
+
+def _check_start(problem: Problem) -> tuple[float, np.ndarray]:
+    ll, g = problem.value_and_grad(problem.start)
+    if not np.isfinite(ll) or not np.all(np.isfinite(g)):
+        bad = [n for n, v in zip(problem.names, g, strict=True) if not np.isfinite(v)][:5]
+        what = f"log-likelihood {ll}" if not np.isfinite(ll) else f"gradient for {bad}"
+        raise EstimationError(f"start values give a non-finite {what}; change the start values or bounds")
+    return ll, g
+
+
+def bfgs(problem: Problem, tolerance: float, max_iterations: int, progress=None) -> OptimResult:
+    ll0, g0 = _check_start(problem)
+    drv = _Driver(problem, tolerance, progress)
+    if drv.record(problem.start, ll0, g0, 0.0):
+        return OptimResult(problem.start.copy(), ll0, g0, 0, True, "start values satisfy the gradient tolerance",
+                           drv.history)
+    cache: dict[str, object] = {}
+
+    def fun(x):
+        ll, g = problem.value_and_grad(x)
+        cache.update(x=x.copy(), ll=ll, g=g)
+        if not np.isfinite(ll):
+            return np.inf, np.zeros_like(x)
+        return -ll, -g
+
+    last = [problem.start.copy()]
+
+    def callback(intermediate_result):
+        x = intermediate_result.x
+        if not np.array_equal(cache.get("x"), x):
+            fun(x)
+        step = float(np.linalg.norm(x - last[0]))
+        last[0] = x.copy()
+        if drv.record(x, cache["ll"], cache["g"], step):
+            raise StopIteration
+
+    bounds = list(zip(np.where(np.isfinite(problem.lower), problem.lower, None),
+                      np.where(np.isfinite(problem.upper), problem.upper, None), strict=True))
+    res = scipy.optimize.minimize(
+        fun, problem.start, jac=True, method="L-BFGS-B", bounds=bounds, callback=callback,
+        options={"maxiter": max_iterations, "maxcor": 30, "ftol": 1e-15, "gtol": 1e-12, "maxls": 50},
+    )
+    theta = np.asarray(res.x)
+    ll, g = problem.value_and_grad(theta)
+    converged = relative_gradient(theta, ll, g, problem.lower, problem.upper) <= tolerance
+    message = "relative gradient below tolerance" if converged else f"L-BFGS-B stopped: {res.message}"
+    return OptimResult(theta, float(ll), g, len(drv.history) - 1, converged, message, drv.history)
+
+
+def _trust_region_step(g: np.ndarray, H: np.ndarray, radius: float) -> np.ndarray:
+    """argmax_s g.s + s'Hs/2 subject to |s| <= radius (exact solution via the eigendecomposition of -H)."""
+    lam, V = np.linalg.eigh(-H)
+    gv = V.T @ g
+    if lam[0] > 0:
+        s = V @ (gv / lam)
+        if np.linalg.norm(s) <= radius:
+            return s
+    # Find mu > max(0, -lam_min) with |s(mu)| = radius, s(mu) = V (gv / (lam + mu)); Newton on 1/|s| - 1/radius.
+    mu = max(0.0, -lam[0]) + 1e-10 * max(1.0, abs(lam[-1]))
+    for _ in range(100):
+        d = lam + mu
+        norm = np.linalg.norm(gv / d)
+        if abs(norm - radius) <= 1e-8 * radius:
+            break
+        dnorm = -np.sum(gv**2 / d**3) / norm
+        mu_new = mu - (1 / norm - 1 / radius) / (-dnorm / norm**2)
+        mu = mu_new if mu_new > max(0.0, -lam[0]) else (mu + max(0.0, -lam[0])) / 2 + 1e-12
+        if norm < radius and mu <= max(0.0, -lam[0]) + 1e-12:
+            break  # hard case: the boundary cannot be reached along the gradient's components
+    s = V @ (gv / (lam + mu))
+    norm = np.linalg.norm(s)
+    return s * (radius / norm) if norm > radius else s
+
+
+def newton(problem: Problem, tolerance: float, max_iterations: int, progress=None) -> OptimResult:
+    theta = problem.start.copy()
+    ll, g = _check_start(problem)
+    H = problem.hessian(theta)
+    drv = _Driver(problem, tolerance, progress)
+    radius = max(1.0, 0.1 * float(np.linalg.norm(theta)))
+    message, converged = "iteration limit reached", drv.record(theta, ll, g, 0.0)
+    iterations = 0
+    while not converged and iterations < max_iterations:
+        iterations += 1
+        free = projected_gradient(theta, g, problem.lower, problem.upper) != 0
+        free |= (theta > problem.lower) & (theta < problem.upper)
+        s = np.zeros_like(theta)
+        s[free] = _trust_region_step(g[free], H[np.ix_(free, free)], radius)
+        trial = np.clip(theta + s, problem.lower, problem.upper)
+        s = trial - theta
+        predicted = g @ s + 0.5 * s @ H @ s
+        ll_new, g_new = problem.value_and_grad(trial)
+        actual = ll_new - ll if np.isfinite(ll_new) else -np.inf
+        rho = actual / predicted if predicted > 0 else (1.0 if actual >= 0 else -1.0)
+        step = float(np.linalg.norm(s))
+        if rho > 1e-4:
+            theta, ll, g = trial, ll_new, g_new
+            H = problem.hessian(theta)
+            converged = drv.record(theta, ll, g, step)
+        if rho < 0.25:
+            radius = 0.25 * max(step, 1e-12)
+        elif rho > 0.75 and step >= 0.99 * radius:
+            radius *= 2.0
+        if radius < 1e-14:
+            message = "trust region collapsed: no improving step found"
+            break
+    if converged:
+        message = "relative gradient below tolerance"
+    return OptimResult(theta, float(ll), g, len(drv.history) - 1, converged, message, drv.history)
+
+
+OPTIMIZERS = {"bfgs": bfgs, "newton": newton}
+
+
+def maximize(problem: Problem, method: str, tolerance: float, max_iterations: int, progress=None) -> OptimResult:
+    return OPTIMIZERS[method](problem, tolerance, max_iterations, progress)

@@ -1,0 +1,1 @@
+"""The ICLV workload: spec, data layout, and one module per likelihood component."""

@@ -1,0 +1,80 @@
+"""Assemble an ICLV likelihood from a validated spec and a DataFrame: components, arrays, draws."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+import pandas as pd
+
+from gradfit.core.draws import normal_draws
+from gradfit.core.quadrature import gauss_hermite_normal
+from gradfit.errors import SpecError
+from gradfit.iclv.choice import build_choice
+from gradfit.iclv.data import Panel, make_panel
+from gradfit.iclv.likelihood import Likelihood
+from gradfit.iclv.measurement import build_measurement
+from gradfit.iclv.params import ParamLayout
+from gradfit.iclv.spec import ModelSpec
+from gradfit.iclv.structural import build_structural
+
+
+@dataclass(frozen=True)
+class Built:
+    spec: ModelSpec
+    likelihood: Likelihood
+    arrays: dict  # pytree of numpy arrays: data, draws, weights
+    panel: Panel
+    null_choice_ll: float | None
+
+
+def integration_nodes(spec: ModelSpec, n_people: int) -> tuple[np.ndarray, np.ndarray]:
+    """Standard-normal draws (N or 1, R, L) and their log-weights (R,)."""
+    integ = spec.integration
+    dim = len(spec.latent_variables)
+    if dim == 0:
+        return np.zeros((1, 1, 0)), np.zeros(1)
+    if integ.type == "gauss_hermite":
+        nodes, log_w = gauss_hermite_normal(integ.n, dim)
+        return nodes[None], log_w
+    z = normal_draws(integ.type, n_people, integ.n, dim, seed=integ.seed, antithetic=integ.antithetic)
+    return z, np.full(integ.n, -np.log(integ.n))
+
+
+def build(spec: ModelSpec, df: pd.DataFrame, source: str = "spec") -> Built:
+    if not spec.indicators and spec.choice is None:
+        raise SpecError(f"{source}: the model has neither indicators nor a choice model; add at least one")
+    clash = sorted((set(spec.parameters) | set(spec.latent_variables)) & set(map(str, df.columns)))
+    if clash:
+        raise SpecError(
+            f"{source}: {clash[0]!r} is both a data column and a parameter/latent variable name; rename one"
+        )
+    panel = make_panel(df, spec.data.person, label=spec.data.path)
+    structural, s_arrays = build_structural(spec, df, panel, source)
+    groups, m_arrays = build_measurement(spec, df, panel, source)
+    choice, c_arrays = (None, {}) if spec.choice is None else build_choice(spec, df, panel, source)
+    draws, log_w = integration_nodes(spec, panel.n_people)
+    arrays = {
+        "draws": draws,
+        "log_weights": log_w,
+        "rows": panel.mask,
+        "structural": s_arrays,
+        "measurement": m_arrays,
+        "choice": c_arrays,
+    }
+    layout = ParamLayout.from_spec(spec)
+    null = None if choice is None else choice.null_loglikelihood(c_arrays)
+    return Built(spec, Likelihood(layout, structural, tuple(groups), choice), arrays, panel, null)
+
+
+def to_device(arrays: dict, dtype, device=None) -> dict:
+    """Move the array pytree to a device, casting floating arrays to the working precision."""
+
+    def put(x):
+        x = np.asarray(x)
+        if np.issubdtype(x.dtype, np.floating):
+            x = x.astype(dtype)
+        return jax.device_put(x, device)
+
+    return jax.tree_util.tree_map(put, arrays)

@@ -1,0 +1,56 @@
+"""Binding spec formulas to data: fold the data-only parts with numpy, keep the rest for JAX.
+
+Folded arrays are lifted out of the formula into named slots, so that the compiled likelihood takes them as
+arguments instead of baking them into the program as constants (which would slow compilation and tie the
+compiled code to one data set).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+import numpy as np
+
+from gradfit.errors import FormulaError
+from gradfit.expr import Const, Expr, parse
+from gradfit.expr._nodes import Name
+
+
+def lift_arrays(expr: Expr, prefix: str, slots: dict[str, np.ndarray]) -> Expr:
+    """Replace every array-valued constant by a Name of a new slot in `slots` (mutated)."""
+    if isinstance(expr, Const):
+        if np.ndim(expr.value) == 0:
+            return Const(float(expr.value))
+        name = f"{prefix}{len(slots)}"
+        slots[name] = np.asarray(expr.value, dtype=float)
+        return Name(name)
+    children = expr.children()
+    if not children:
+        return expr
+    return expr.with_children(tuple(lift_arrays(c, prefix, slots) for c in children))
+
+
+def bind(
+    text: str,
+    where: str,
+    symbols: Iterable[str],
+    data_columns: Iterable[str],
+    data_array: Callable[[str], np.ndarray],
+    prefix: str,
+    slots: dict[str, np.ndarray],
+) -> Expr:
+    """Parse `text`, check its names, fold the data columns it uses (fetched by `data_array`) and lift them.
+
+    `symbols` are the names left symbolic (parameters, latent variables); data columns must not clash.
+    """
+    expr = parse(text, where)
+    symbols = set(symbols)
+    columns = [c for c in data_columns if c != "__row__"]
+    expr.check_names([*symbols, *columns], where)
+    env: Mapping[str, np.ndarray] = {n: data_array(n) for n in expr.names if n not in symbols}
+    try:
+        with np.errstate(all="ignore"):
+            folded = expr.partial(env, np)
+    except TypeError as exc:
+        raise FormulaError(f"{where}: cannot evaluate {text!r} on the data: {exc}") from None
+    return lift_arrays(folded, prefix, slots)

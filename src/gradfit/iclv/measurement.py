@@ -1,0 +1,186 @@
+"""Measurement equations: indicators given the latent variables.
+
+Indicators of the same type and level (person / row) are stacked into one group and evaluated together:
+mu = intercept + LV @ loadings.T, one array operation for all of them instead of a loop over indicators.
+A missing code contributes log 1 = 0 (masked out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from gradfit.core.logprob import log_binary_logit, log_normal_density, log_ordered
+from gradfit.errors import DataError
+from gradfit.iclv.data import Panel, column
+from gradfit.iclv.params import coef
+from gradfit.iclv.spec import IndicatorSpec, ModelSpec, ThresholdSpec, n_thresholds
+
+
+def thresholds(p: dict, th: ThresholdSpec, n_cuts: int) -> jnp.ndarray:
+    """The increasing threshold vector (n_cuts,) of a threshold set."""
+    vals = [jnp.asarray(coef(p, c), dtype=float) for c in th.parameters]
+    if th.form == "cutpoints":
+        return jnp.stack(vals)
+    if th.form == "increments":
+        return jnp.cumsum(jnp.stack(vals))
+    half = jnp.cumsum(jnp.stack(vals))  # symmetric: ±(d1, d1 + d2, ...), with 0 in the middle if odd
+    middle = [jnp.zeros((1,), half.dtype)] if n_cuts % 2 else []
+    return jnp.concatenate([-half[::-1], *middle, half])
+
+
+@dataclass(frozen=True)
+class IndicatorGroup:
+    """Indicators of one type and level, stacked on the last axis (K)."""
+
+    kind: str
+    person_level: bool
+    names: tuple[str, ...]
+    intercepts: tuple[float | str, ...]
+    scales: tuple[float | str, ...]
+    loadings: tuple[tuple[int, int, float | str], ...]  # (indicator k, latent variable l, value)
+    n_latent: int
+    threshold_sets: tuple[tuple[ThresholdSpec, int], ...]  # per indicator: (set, number of cuts); ordered only
+    key: str  # this group's entry in the arrays dict
+
+    def loglik(self, p: dict, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
+        """eta (N, R, L) -> summed log-probabilities of the group's indicators, (N, R)."""
+        a = arrays[self.key]
+        k = len(self.names)
+        lam = jnp.zeros((k, self.n_latent), eta.dtype)
+        for i, l, value in self.loadings:
+            lam = lam.at[i, l].set(coef(p, value))
+        alpha = jnp.stack([jnp.asarray(coef(p, c), eta.dtype) for c in self.intercepts])
+        sigma = jnp.stack([jnp.asarray(coef(p, c), eta.dtype) for c in self.scales])
+        mu = alpha + eta @ lam.T  # (N, R, K)
+        if not self.person_level:
+            mu = mu[:, :, None, :]  # (N, R, 1, K) against row data (N, 1, T, K)
+        if self.kind == "normal":
+            lp = log_normal_density(a["y"], mu, sigma)
+        elif self.kind == "binary_logit":
+            lp = log_binary_logit(a["y"] > 0.5, mu / sigma)
+        else:
+            cuts = max(n for _, n in self.threshold_sets)
+            tau = jnp.stack([
+                jnp.pad(thresholds(p, th, n), (0, cuts - n)) for th, n in self.threshold_sets
+            ])  # (K, cuts)
+            lo = jnp.take_along_axis(tau, a["lo"].reshape(-1, k).T, axis=1).T.reshape(a["lo"].shape)
+            hi = jnp.take_along_axis(tau, a["hi"].reshape(-1, k).T, axis=1).T.reshape(a["hi"].shape)
+            link = "probit" if self.kind == "ordered_probit" else "logit"
+            lp = log_ordered((lo - mu) / sigma, (hi - mu) / sigma, a["has_lo"], a["has_hi"], link)
+        lp = jnp.where(a["obs"], lp, 0.0)
+        return lp.sum(axis=-1) if self.person_level else lp.sum(axis=(-2, -1))
+
+
+def _indicator_values(
+    name: str, ind: IndicatorSpec, df: pd.DataFrame, panel: Panel, source: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(values, observed) as (rows,) arrays; missing codes and empty cells are unobserved."""
+    col = ind.column or name
+    raw = column(df, col, panel.label, f"{source}: indicators.{name}")
+    values = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=float)
+    bad = np.isnan(values) & ~pd.isna(raw)
+    if bad.any():
+        i = np.flatnonzero(bad)[0]
+        raise DataError(f"{panel.label}: column {col!r} (indicator {name}) is not a number ({raw[i]!r}) at "
+                        f"row {panel.file_rows[i]}")
+    observed = ~np.isnan(values) & ~np.isin(values, ind.missing)
+    return values, observed
+
+
+def _levels(ind: IndicatorSpec, spec: ModelSpec) -> list[float]:
+    if ind.type == "binary_logit":
+        return list(ind.levels or [0.0, 1.0])
+    if ind.levels is not None:
+        return list(ind.levels)
+    return [float(v) for v in range(1, n_thresholds(spec.thresholds[ind.thresholds]) + 2)]
+
+
+def build_measurement(
+    spec: ModelSpec, df: pd.DataFrame, panel: Panel, source: str
+) -> tuple[list[IndicatorGroup], dict[str, dict[str, np.ndarray]]]:
+    lv_names = list(spec.latent_variables)
+    groups: list[IndicatorGroup] = []
+    arrays: dict[str, dict[str, np.ndarray]] = {}
+    keys = sorted({(ind.type, ind.person_level) for ind in spec.indicators.values()})
+    for kind, person_level in keys:
+        members = [(n, i) for n, i in spec.indicators.items() if i.type == kind and i.person_level == person_level]
+        cols: dict[str, list[np.ndarray]] = {"y": [], "obs": [], "lo": [], "hi": [], "has_lo": [], "has_hi": []}
+        th_sets = []
+        for name, ind in members:
+            values, observed = _indicator_values(name, ind, df, panel, source)
+            y = values
+            if kind != "normal":
+                levels = _levels(ind, spec)
+                known = np.isin(values, levels)
+                bad = observed & ~known
+                if bad.any():
+                    i = np.flatnonzero(bad)[0]
+                    raise DataError(
+                        f"{panel.label}: indicator {name} (column {ind.column or name!r}) has value {values[i]:g} "
+                        f"at row {panel.file_rows[i]}, not among its levels {levels} or missing codes "
+                        f"{ind.missing}; add it to `levels` or `missing`"
+                    )
+                y = np.where(observed, np.searchsorted(levels, np.where(observed, values, levels[0])), 0)
+                if kind != "binary_logit":
+                    n_cuts = len(levels) - 1
+                    th_sets.append((spec.thresholds[ind.thresholds], n_cuts))
+                    cols["lo"].append(np.maximum(y - 1, 0))
+                    cols["hi"].append(np.minimum(y, n_cuts - 1))
+                    cols["has_lo"].append(y > 0)
+                    cols["has_hi"].append(y < n_cuts)
+            y = np.where(observed, y, 0.0)
+            cols["y"].append(y)
+            cols["obs"].append(observed)
+        key = f"{kind}_{'person' if person_level else 'row'}"
+        arr = {}
+        for field, lst in cols.items():
+            if not lst:
+                continue
+            stacked = np.stack(lst, axis=-1)  # (rows, K)
+            if person_level:
+                arr[field] = np.stack(
+                    [panel.person_level(stacked[:, j], members[j][1].column or members[j][0], ~cols["obs"][j])
+                     if field != "obs" else _any_per_person(panel, stacked[:, j]) for j in range(stacked.shape[1])],
+                    axis=-1,
+                )
+                # A person with no observed value gets NaN from person_level; that slot is masked by `obs`, and
+                # a finite filler keeps the masked branch (and its gradient) finite.
+                arr[field] = np.where(np.isnan(arr[field]), 0.0, arr[field]) if field != "obs" else arr[field]
+                arr[field] = arr[field][:, None]  # (N, 1, K): broadcasts against draws
+            else:
+                pad = np.zeros((*panel.mask.shape, stacked.shape[1]), dtype=stacked.dtype)
+                pad[panel.person, panel.slot] = stacked
+                arr[field] = pad[:, None]  # (N, 1, T, K): broadcasts against draws
+        for field in ("lo", "hi"):
+            if field in arr:
+                arr[field] = arr[field].astype(np.int32)
+        for field in ("obs", "has_lo", "has_hi"):
+            if field in arr:
+                arr[field] = arr[field].astype(bool)
+        arrays[key] = arr
+        groups.append(
+            IndicatorGroup(
+                kind=kind,
+                person_level=person_level,
+                names=tuple(n for n, _ in members),
+                intercepts=tuple(i.intercept for _, i in members),
+                scales=tuple(i.scale for _, i in members),
+                loadings=tuple(
+                    (k, lv_names.index(lv), v) for k, (_, i) in enumerate(members) for lv, v in i.loadings.items()
+                ),
+                n_latent=len(lv_names),
+                threshold_sets=tuple(th_sets),
+                key=key,
+            )
+        )
+    return groups, arrays
+
+
+def _any_per_person(panel: Panel, observed: np.ndarray) -> np.ndarray:
+    out = np.zeros(panel.n_people, dtype=bool)
+    np.logical_or.at(out, panel.person, observed)
+    return out

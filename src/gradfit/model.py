@@ -1,0 +1,213 @@
+"""The public `Model`: a spec and its data bound to compiled likelihood functions, and `fit()`.
+
+This facade sits above the workload (`iclv`) and the estimation layer and composes them; neither of those
+knows about the other.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from gradfit.errors import EstimationError, GradfitError
+from gradfit.estimate import FitResult, Problem, covariances, maximize
+from gradfit.iclv.build import build, to_device
+from gradfit.iclv.spec import ModelSpec
+from gradfit.io import load_data, read_spec, spec_from_dict
+
+
+def select_device(kind: str):
+    """A JAX device for 'cpu', 'gpu' or 'auto' (the default backend)."""
+    if kind == "auto":
+        return jax.devices()[0]
+    try:
+        return jax.devices(kind)[0]
+    except RuntimeError:
+        raise GradfitError(
+            f"estimation.device: no {kind} device is visible to JAX; install gradfit[cuda] or use device: cpu"
+        ) from None
+
+
+class Model:
+    """An ICLV model ready to evaluate and estimate.
+
+    spec: a `ModelSpec`, a path to a YAML spec, or a dict with the same structure.
+    data: optionally a DataFrame to use instead of the spec's data file.
+    """
+
+    def __init__(self, spec: ModelSpec | str | Path | dict, data: pd.DataFrame | None = None):
+        if isinstance(spec, str | Path):
+            spec = read_spec(spec)
+        elif isinstance(spec, dict):
+            spec = spec_from_dict(spec)
+        self.spec: ModelSpec = spec
+        t0 = time.perf_counter()
+        frame = load_data(spec.data, data, source=spec.name)
+        self._built = build(spec, frame, source=spec.name)
+        self.device = select_device(spec.estimation.device)
+        self.dtype = jnp.float64 if spec.estimation.precision == "float64" else jnp.float32
+        self._arrays = to_device(self._built.arrays, self.dtype, self.device)
+        self._setup_s = time.perf_counter() - t0
+        lik = self._built.likelihood
+        self._layout = lik.layout
+        self._f = jax.jit(lik.total)
+        self._vg = jax.jit(jax.value_and_grad(lik.total))
+        self._hess = jax.jit(jax.hessian(lik.total))
+        self._per_person = jax.jit(lik.per_person)
+        self._scores = jax.jit(self._score_fn())
+        self._choice_ll = jax.jit(lik.choice_only) if lik.choice is not None else None
+
+    def _score_fn(self):
+        """Per-person gradients in one batched reverse pass: people are independent, so vmap over them."""
+        lik = self._built.likelihood
+        n = self._built.panel.n_people
+        shared = {"log_weights"} | ({"draws"} if self._built.arrays["draws"].shape[0] != n else set())
+        axes = {k: (None if k in shared else jax.tree_util.tree_map(lambda _: 0, v))
+                for k, v in self._built.arrays.items()}
+
+        def one(theta, a):
+            a = {k: (v if k in shared else jax.tree_util.tree_map(lambda x: x[None], v)) for k, v in a.items()}
+            return lik.per_person(theta, a)[0]
+
+        return jax.vmap(jax.grad(one), in_axes=(None, axes))
+
+    # -- parameters ---------------------------------------------------------------------------------
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """The free parameters, in spec order."""
+        return self._layout.free
+
+    @property
+    def start_params(self) -> dict[str, float]:
+        return self._layout.to_dict(self._layout.start)
+
+    @property
+    def n_individuals(self) -> int:
+        return self._built.panel.n_people
+
+    @property
+    def n_observations(self) -> int:
+        return self._built.panel.n_rows
+
+    def _theta(self, params: dict[str, float] | None) -> jnp.ndarray:
+        if params is None:
+            vec = self._layout.start
+        else:
+            try:
+                vec = self._layout.to_vector(params)
+            except KeyError as exc:
+                raise GradfitError(f"{self.spec.name}: {exc.args[0]}") from None
+        return jax.device_put(jnp.asarray(vec, dtype=self.dtype), self.device)
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    def loglikelihood(self, params: dict[str, float] | None = None) -> float:
+        """Simulated log-likelihood at `params` (free parameters; default: the start values)."""
+        return float(self._f(self._theta(params), self._arrays))
+
+    def gradient(self, params: dict[str, float] | None = None) -> dict[str, float]:
+        """Exact gradient of the simulated log-likelihood (autodiff), by free parameter."""
+        _, g = self._vg(self._theta(params), self._arrays)
+        return self._layout.to_dict(g)
+
+    def value_and_grad(self, theta) -> tuple[Any, Any]:
+        """Log-likelihood and gradient at a free-parameter vector, as device arrays (no host sync)."""
+        return self._vg(jnp.asarray(theta, self.dtype), self._arrays)
+
+    def hessian(self, params: dict[str, float] | None = None) -> pd.DataFrame:
+        h = np.asarray(self._hess(self._theta(params), self._arrays))
+        return pd.DataFrame(h, index=self.parameter_names, columns=self.parameter_names)
+
+    def loglikelihood_per_person(self, params: dict[str, float] | None = None) -> np.ndarray:
+        return np.asarray(self._per_person(self._theta(params), self._arrays))
+
+    def scores(self, params: dict[str, float] | None = None) -> np.ndarray:
+        """(individuals, free parameters) gradients of each person's log-likelihood."""
+        return np.asarray(self._scores(self._theta(params), self._arrays))
+
+    # -- estimation ---------------------------------------------------------------------------------
+    def problem(self) -> Problem:
+        arrays, dtype, device = self._arrays, self.dtype, self.device
+
+        def dev(x):
+            return jax.device_put(jnp.asarray(x, dtype), device)
+
+        def vg(x):
+            v, g = self._vg(dev(x), arrays)
+            return float(v), np.asarray(g, dtype=float)
+
+        return Problem(
+            names=self._layout.free,
+            start=self._layout.start.astype(float),
+            lower=self._layout.lower,
+            upper=self._layout.upper,
+            value_and_grad=vg,
+            hessian=lambda x: np.asarray(self._hess(dev(x), arrays), dtype=float),
+            scores=lambda x: np.asarray(self._scores(dev(x), arrays), dtype=float),
+        )
+
+    def compile(self) -> float:
+        """Compile every function a fit uses; returns the seconds it took."""
+        t0 = time.perf_counter()
+        theta = self._theta(None)
+        jax.block_until_ready(self._vg(theta, self._arrays))
+        jax.block_until_ready(self._scores(theta, self._arrays))
+        jax.block_until_ready(self._hess(theta, self._arrays))
+        if self._choice_ll is not None:
+            jax.block_until_ready(self._choice_ll(theta, self._arrays))
+        return time.perf_counter() - t0
+
+    def fit(self, optimizer: str | None = None, progress=None) -> FitResult:
+        """Maximise the simulated log-likelihood and compute standard errors (Hessian, robust, BHHH)."""
+        est = self.spec.estimation
+        method = optimizer or est.optimizer
+        compile_s = self.compile()
+        problem = self.problem()
+        t0 = time.perf_counter()
+        initial_ll = problem.value_and_grad(problem.start)[0]
+        opt = maximize(problem, method, est.tolerance, est.max_iterations, progress)
+        t1 = time.perf_counter()
+        if not np.isfinite(opt.loglikelihood):
+            raise EstimationError(f"{self.spec.name}: the optimiser ended at a non-finite log-likelihood")
+        hess = problem.hessian(opt.theta)
+        cov = covariances(hess, problem.scores(opt.theta))
+        choice_ll = None
+        if self._choice_ll is not None:
+            choice_ll = float(self._choice_ll(jnp.asarray(opt.theta, self.dtype), self._arrays))
+        t2 = time.perf_counter()
+        fixed = {n: float(v) for n, v in zip(self._layout.names, self._layout.values, strict=True)
+                 if n not in self._layout.free}
+        return FitResult(
+            model_name=self.spec.name,
+            names=self._layout.free,
+            theta=opt.theta,
+            gradient=opt.gradient,
+            hessian=hess,
+            cov=cov,
+            loglikelihood=opt.loglikelihood,
+            initial_loglikelihood=float(initial_ll),
+            null_loglikelihood=self._built.null_choice_ll,
+            choice_loglikelihood=choice_ll,
+            n_observations=self.n_observations,
+            n_individuals=self.n_individuals,
+            converged=opt.converged,
+            iterations=opt.iterations,
+            message=opt.message,
+            optimizer=method,
+            history=tuple(opt.history),
+            timings={"setup_s": self._setup_s, "compile_s": compile_s, "estimate_s": t1 - t0,
+                     "inference_s": t2 - t1, "total_s": self._setup_s + compile_s + (t2 - t0)},
+            fixed=fixed,
+            settings={
+                "integration": self.spec.integration.model_dump(),
+                "precision": self.spec.estimation.precision,
+                "device": str(self.device),
+                "versions": {"jax": jax.__version__, "numpy": np.__version__, "python": platform.python_version()},
+            },
+        )
