@@ -27,10 +27,11 @@ Draw types (`DRAW_TYPES`):
     with Owen's nested uniform scrambling done as in Burley (2020), "Practical Hash-based Owen Scrambling"
     (reverse the bits, apply a Laine-Karras style hash permutation, reverse back), using the improved
     hash of N. Vegdahl (2021), "Building a Better LK Hash", whose statistics match exact Owen scrambling
-    (see `_lk_hash`), with one 32-bit seed per dimension derived from `seed`.  ``scipy``'s own ``scramble=True`` is a linear matrix scramble plus digital shift, not
-    Owen's scramble, hence the custom step.  The points are the first ``n_people * n_draws`` points of the
-    net of the smallest power of two that holds them, handed out consecutively per person.  Integers
-    ``k`` map to ``(k + 0.5) / 2**32``.
+    (see `_lk_hash`), with one 32-bit seed per dimension derived from `seed`.  ``scipy``'s own
+    ``scramble=True`` is a linear matrix scramble plus digital shift, not Owen's scramble, hence the
+    custom step.  The points are the first ``n_people * n_draws`` points of the net of the smallest power
+    of two that holds them, handed out consecutively per person.  Integers ``k`` map to
+    ``(k + 0.5) / 2**32``.
 ``"mlhs"``
     Modified Latin hypercube sampling (Hess, Train & Polak 2006): for each person and dimension,
     ``u_r = (r - 1 + xi) / R`` for ``r = 1 .. R`` with a single ``xi ~ U(0, 1)``, then the R values are

@@ -20,12 +20,23 @@ _LOG2 = 0.6931471805599453
 
 def log1mexp(x: jax.Array) -> jax.Array:
     """log(1 - exp(x)) for x <= 0, accurate near 0 and for very negative x (Mächler 2012)."""
-    return jnp.where(x > -_LOG2, jnp.log(-jnp.expm1(x)), jnp.log1p(-jnp.exp(x)))
+    near_zero = x > -_LOG2
+    # Each branch gets an input that is harmless for it, so the unselected one cannot send NaN into the gradient.
+    return jnp.where(
+        near_zero,
+        jnp.log(-jnp.expm1(jnp.where(near_zero, x, -1.0))),
+        jnp.log1p(-jnp.exp(jnp.where(near_zero, -1.0, x))),
+    )
 
 
 def log_cdf(x: jax.Array, link: Link) -> jax.Array:
     """log F(x) for the standard normal (probit) or logistic (logit) distribution."""
     return log_ndtr(x) if link == "probit" else jax.nn.log_sigmoid(x)
+
+
+# Stands in for an infinite threshold: far enough out that F(-BIG) is 0 and F(BIG) is 1 to double precision,
+# small enough that BIG**2 stays finite even in float32 (log_ndtr squares its argument in the tail).
+_BIG = 1e6
 
 
 def log_interval(a: jax.Array, b: jax.Array, link: Link) -> jax.Array:
@@ -47,15 +58,10 @@ def log_ordered(
     """Log-probability of an ordered category with standardised bounds a = (tau_lo - mu)/s, b = (tau_hi - mu)/s.
 
     `has_lower` / `has_upper` are False for the first / last category (bound at -inf / +inf); the bound
-    values there are ignored.
+    values there are ignored. An open end is replaced by ∓BIG through `where`, so it carries no gradient and
+    every case is one `log_interval`: two log-CDFs and one log1mexp per observation.
     """
-    a_safe = jnp.where(has_lower, a, jnp.where(has_upper, b - 1.0, -1.0))
-    b_safe = jnp.where(has_upper, b, a_safe + 1.0)
-    both = log_interval(a_safe, b_safe, link)
-    first = log_cdf(b_safe, link)  # P(y <= tau_1) = F(b)
-    last = log_cdf(-a_safe, link)  # P(y > tau_last) = 1 - F(a) = F(-a)
-    out = jnp.where(has_lower & has_upper, both, jnp.where(has_upper, first, last))
-    return jnp.where(has_lower | has_upper, out, 0.0)
+    return log_interval(jnp.where(has_lower, a, -_BIG), jnp.where(has_upper, b, _BIG), link)
 
 
 def log_normal_density(y: jax.Array, mu: jax.Array, sigma: jax.Array) -> jax.Array:

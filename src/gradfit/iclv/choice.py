@@ -62,7 +62,7 @@ def build_choice(spec: ModelSpec, df: pd.DataFrame, panel: Panel, source: str) -
 
     utilities = tuple(
         bind(a.utility, f"{source}: choice.alternatives.{name}.utility", symbols, df.columns, row_column,
-             "u", slots)
+             "u", slots, heavy=spec.latent_variables)
         for name, a in cs.alternatives.items()
     )
     avail = []

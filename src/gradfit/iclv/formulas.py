@@ -13,7 +13,7 @@ import numpy as np
 
 from gradfit.errors import FormulaError
 from gradfit.expr import Const, Expr, parse
-from gradfit.expr._nodes import Name
+from gradfit.expr._nodes import Binary, Name, Unary
 
 
 def lift_arrays(expr: Expr, prefix: str, slots: dict[str, np.ndarray]) -> Expr:
@@ -30,6 +30,40 @@ def lift_arrays(expr: Expr, prefix: str, slots: dict[str, np.ndarray]) -> Expr:
     return expr.with_children(tuple(lift_arrays(c, prefix, slots) for c in children))
 
 
+def _terms(expr: Expr, sign: bool = True) -> list[tuple[bool, Expr]]:
+    """Flatten a top-level sum/difference into (positive?, term) pairs."""
+    if isinstance(expr, Binary) and expr.op in ("+", "-"):
+        return _terms(expr.left, sign) + _terms(expr.right, sign if expr.op == "+" else not sign)
+    if isinstance(expr, Unary) and expr.op == "-":
+        return _terms(expr.operand, not sign)
+    return [(sign, expr)]
+
+
+def _sum(terms: list[tuple[bool, Expr]]) -> Expr | None:
+    out: Expr | None = None
+    for positive, term in terms:
+        if out is None:
+            out = term if positive else Unary("-", term)
+        else:
+            out = Binary("+" if positive else "-", out, term)
+    return out
+
+
+def regroup_sum(expr: Expr, heavy: set[str]) -> Expr:
+    """Rewrite a sum as (terms without `heavy` names) + (terms with them).
+
+    Utilities mix data terms, shaped people x 1 x rows, with latent-variable terms, shaped people x draws x 1.
+    Summed left to right, every term after the first latent one is added at the full people x draws x rows
+    size; grouped, each group is summed at its own small size and broadcast once.
+    """
+    terms = _terms(expr)
+    light = [t for t in terms if not (t[1].names & heavy)]
+    dense = [t for t in terms if t[1].names & heavy]
+    if not light or not dense:
+        return expr
+    return Binary("+", _sum(light), _sum(dense))
+
+
 def bind(
     text: str,
     where: str,
@@ -38,6 +72,7 @@ def bind(
     data_array: Callable[[str], np.ndarray],
     prefix: str,
     slots: dict[str, np.ndarray],
+    heavy: Iterable[str] = (),
 ) -> Expr:
     """Parse `text`, check its names, fold the data columns it uses (fetched by `data_array`) and lift them.
 
@@ -45,6 +80,8 @@ def bind(
     """
     expr = parse(text, where)
     symbols = set(symbols)
+    if heavy:
+        expr = regroup_sum(expr, set(heavy))
     columns = [c for c in data_columns if c != "__row__"]
     expr.check_names([*symbols, *columns], where)
     env: Mapping[str, np.ndarray] = {n: data_array(n) for n in expr.names if n not in symbols}

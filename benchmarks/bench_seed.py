@@ -1,0 +1,106 @@
+"""Opt-in benchmark: value+gradient and a full fit of the seed-sized ICLV model (326 x 18, 5 LVs, 197 params).
+
+    python benchmarks/bench_seed.py --device cpu|gpu [--draws 100] [--repeat 50] [--no-fit] [--json FILE]
+
+Timings are medians after warm-up (compilation is timed separately); device work is synchronised with
+block_until_ready before the clock is read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import jax
+import numpy as np
+
+import gradfit
+from gradfit.iclv.simulate import seed_model
+
+
+def timed(fn, repeat: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        samples.append(time.perf_counter() - t0)
+    q = np.percentile(samples, [25, 75])
+    return statistics.median(samples), float(q[1] - q[0])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    ap.add_argument("--draws", type=int, default=100)
+    ap.add_argument("--people", type=int, default=326)
+    ap.add_argument("--repeat", type=int, default=50)
+    ap.add_argument("--precision", default="float64", choices=["float64", "float32"])
+    ap.add_argument("--optimizers", default="bfgs", help="comma-separated; empty for none")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+
+    sim = seed_model(n_people=args.people, n_draws=args.draws)
+    spec = dict(sim.spec)
+    spec["estimation"] = {**spec["estimation"], "device": args.device, "precision": args.precision}
+    t0 = time.perf_counter()
+    model = gradfit.Model(spec, data=sim.data)
+    setup_s = time.perf_counter() - t0
+    theta = jax.device_put(jax.numpy.asarray(model._layout.start, model.dtype), model.device)
+    arrays = model._arrays
+    t0 = time.perf_counter()
+    jax.block_until_ready(model._vg(theta, arrays))
+    compile_vg = time.perf_counter() - t0
+    jax.block_until_ready(model._f(theta, arrays))
+    out = {
+        "device": str(model.device),
+        "device_kind": model.device.device_kind,
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "precision": args.precision,
+        "people": model.n_individuals,
+        "rows": model.n_observations,
+        "draws": args.draws,
+        "parameters": len(model.parameter_names),
+        "setup_s": setup_s,
+        "compile_value_and_grad_s": compile_vg,
+    }
+    out["value_ms"], out["value_iqr_ms"] = (1e3 * x for x in timed(lambda: model._f(theta, arrays), args.repeat))
+    out["value_and_grad_ms"], out["value_and_grad_iqr_ms"] = (
+        1e3 * x for x in timed(lambda: model._vg(theta, arrays), args.repeat)
+    )
+    fits = {}
+    for opt in [o for o in args.optimizers.split(",") if o]:
+        res = model.fit(optimizer=opt)
+        fits[opt] = {
+            "loglikelihood": res.loglikelihood,
+            "converged": res.converged,
+            "iterations": res.iterations,
+            "estimate_s": res.timings["estimate_s"],
+            "inference_s": res.timings["inference_s"],
+            "fit_excluding_compile_s": res.timings["estimate_s"] + res.timings["inference_s"],
+            "compile_s": res.timings["compile_s"],
+        }
+    out["fits"] = fits
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=1)
+    print(f"device {out['device_kind']} ({out['device']}), jax {out['jax']}, {args.precision}, "
+          f"N={out['people']} rows={out['rows']} R={args.draws} P={out['parameters']}")
+    print(f"{'quantity':<34}{'value':>14}")
+    print(f"{'value (ms, median)':<34}{out['value_ms']:>14.3f}")
+    print(f"{'value+grad (ms, median)':<34}{out['value_and_grad_ms']:>14.3f}")
+    print(f"{'value+grad IQR (ms)':<34}{out['value_and_grad_iqr_ms']:>14.3f}")
+    print(f"{'compile value+grad (s)':<34}{compile_vg:>14.2f}")
+    for opt, f in fits.items():
+        print(f"{'fit ' + opt + ' LL':<34}{f['loglikelihood']:>14.4f}")
+        print(f"{'fit ' + opt + ' iterations':<34}{f['iterations']:>14d}")
+        print(f"{'fit ' + opt + ' converged':<34}{f['converged']!s:>14}")
+        print(f"{'fit ' + opt + ' estimate+SEs (s)':<34}{f['fit_excluding_compile_s']:>14.3f}")
+        print(f"{'fit ' + opt + ' compile (s)':<34}{f['compile_s']:>14.2f}")
+
+
+if __name__ == "__main__":
+    main()
