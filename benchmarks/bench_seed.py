@@ -87,8 +87,10 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=1)
-    print(f"device {out['device_kind']} ({out['device']}), jax {out['jax']}, {args.precision}, "
-          f"N={out['people']} rows={out['rows']} R={args.draws} P={out['parameters']}")
+    print(
+        f"device {out['device_kind']} ({out['device']}), jax {out['jax']}, {args.precision}, "
+        f"N={out['people']} rows={out['rows']} R={args.draws} P={out['parameters']}"
+    )
     print(f"{'quantity':<34}{'value':>14}")
     print(f"{'value (ms, median)':<34}{out['value_ms']:>14.3f}")
     print(f"{'value+grad (ms, median)':<34}{out['value_and_grad_ms']:>14.3f}")

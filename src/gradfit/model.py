@@ -68,9 +68,11 @@ class Model:
         """Per-person gradients in one batched reverse pass: people are independent, so vmap over them."""
         lik = self._built.likelihood
         n = self._built.panel.n_people
-        shared = {"log_weights"} | ({"draws"} if self._built.arrays["draws"].shape[0] != n else set())
-        axes = {k: (None if k in shared else jax.tree_util.tree_map(lambda _: 0, v))
-                for k, v in self._built.arrays.items()}
+        # Everything is per person except the draw weights, the coefficient constants, and quadrature nodes.
+        shared = {"log_weights", "coef_consts"} | ({"draws"} if self._built.arrays["draws"].shape[0] != n else set())
+        axes = {
+            k: (None if k in shared else jax.tree_util.tree_map(lambda _: 0, v)) for k, v in self._built.arrays.items()
+        }
 
         def one(theta, a):
             a = {k: (v if k in shared else jax.tree_util.tree_map(lambda x: x[None], v)) for k, v in a.items()}
@@ -181,8 +183,11 @@ class Model:
         if self._choice_ll is not None:
             choice_ll = float(self._choice_ll(jnp.asarray(opt.theta, self.dtype), self._arrays))
         t2 = time.perf_counter()
-        fixed = {n: float(v) for n, v in zip(self._layout.names, self._layout.values, strict=True)
-                 if n not in self._layout.free}
+        fixed = {
+            n: float(v)
+            for n, v in zip(self._layout.names, self._layout.values, strict=True)
+            if n not in self._layout.free
+        }
         return FitResult(
             model_name=self.spec.name,
             names=self._layout.free,
@@ -201,8 +206,13 @@ class Model:
             message=opt.message,
             optimizer=method,
             history=tuple(opt.history),
-            timings={"setup_s": self._setup_s, "compile_s": compile_s, "estimate_s": t1 - t0,
-                     "inference_s": t2 - t1, "total_s": self._setup_s + compile_s + (t2 - t0)},
+            timings={
+                "setup_s": self._setup_s,
+                "compile_s": compile_s,
+                "estimate_s": t1 - t0,
+                "inference_s": t2 - t1,
+                "total_s": self._setup_s + compile_s + (t2 - t0),
+            },
             fixed=fixed,
             settings={
                 "integration": self.spec.integration.model_dump(),

@@ -23,15 +23,21 @@ def fit(
     live = sys.stderr.isatty()
 
     def progress(it) -> None:
-        line = (f"iter {it.iteration:5d}  LL {it.loglikelihood:14.6f}  |g| {it.gradient_norm:10.3e}  "
-                f"rel.g {it.relative_gradient:9.2e}  {it.elapsed:7.2f}s")
+        line = (
+            f"iter {it.iteration:5d}  LL {it.loglikelihood:14.6f}  |g| {it.gradient_norm:10.3e}  "
+            f"rel.g {it.relative_gradient:9.2e}  {it.elapsed:7.2f}s"
+        )
         if live:
             print("\r" + line, end="", file=sys.stderr, flush=True)
         elif it.iteration % 25 == 0:
             print(line, file=sys.stderr, flush=True)
 
-    print(f"{model.spec.name}: {model.n_individuals} individuals, {model.n_observations} observations, "
-          f"{len(model.parameter_names)} free parameters; compiling...", file=sys.stderr, flush=True)
+    print(
+        f"{model.spec.name}: {model.n_individuals} individuals, {model.n_observations} observations, "
+        f"{len(model.parameter_names)} free parameters; compiling...",
+        file=sys.stderr,
+        flush=True,
+    )
     res = model.fit(optimizer=optimizer, progress=progress)
     if live:
         print(file=sys.stderr)

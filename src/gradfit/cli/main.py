@@ -11,8 +11,12 @@ from gradfit.cli.fit import fit
 from gradfit.cli.simulate import simulate
 from gradfit.errors import GradfitError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Fast, exact estimation of hybrid choice (ICLV) models.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Fast, exact estimation of hybrid choice (ICLV) models.",
+)
 app.command()(fit)
 app.command()(simulate)
 

@@ -9,8 +9,9 @@ import typer
 
 
 def simulate(
-    out: Path = typer.Option(Path("examples/seed_iclv"), "--out", help="Folder to write data.csv, truth.json and "
-                             "seed_iclv.yaml into."),
+    out: Path = typer.Option(
+        Path("examples/seed_iclv"), "--out", help="Folder to write data.csv, truth.json and seed_iclv.yaml into."
+    ),
     people: int = typer.Option(326, help="Number of people."),
     tasks: int = typer.Option(18, help="Choice situations per person."),
     draws: int = typer.Option(100, help="Halton draws per person in the written spec."),

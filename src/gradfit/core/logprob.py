@@ -15,23 +15,25 @@ from jax.scipy.special import log_ndtr, logsumexp
 
 Link = Literal["probit", "logit"]
 
-_LOG2 = 0.6931471805599453
-
 
 def log1mexp(x: jax.Array) -> jax.Array:
-    """log(1 - exp(x)) for x <= 0, accurate near 0 and for very negative x (Mächler 2012)."""
-    near_zero = x > -_LOG2
-    # Each branch gets an input that is harmless for it, so the unselected one cannot send NaN into the gradient.
-    return jnp.where(
-        near_zero,
-        jnp.log(-jnp.expm1(jnp.where(near_zero, x, -1.0))),
-        jnp.log1p(-jnp.exp(jnp.where(near_zero, -1.0, x))),
-    )
+    """log(1 - exp(x)) for x < 0.
+
+    One expression, accurate in absolute terms everywhere (all a log-likelihood needs): near 0, expm1 keeps the
+    small difference exact; far below 0 the result is -exp(x) ~ 0 and rounds to it. The two-branch form
+    (Mächler 2012) buys relative accuracy of such negligible values at twice the transcendental work.
+    """
+    return jnp.log(-jnp.expm1(x))
+
+
+def log_sigmoid(x: jax.Array) -> jax.Array:
+    """log(1 / (1 + exp(-x))) = min(x, 0) - log1p(exp(-|x|)): one exp and one log1p, stable on the whole line."""
+    return jnp.minimum(x, 0.0) - jnp.log1p(jnp.exp(-jnp.abs(x)))
 
 
 def log_cdf(x: jax.Array, link: Link) -> jax.Array:
     """log F(x) for the standard normal (probit) or logistic (logit) distribution."""
-    return log_ndtr(x) if link == "probit" else jax.nn.log_sigmoid(x)
+    return log_ndtr(x) if link == "probit" else log_sigmoid(x)
 
 
 # Stands in for an infinite threshold: far enough out that F(-BIG) is 0 and F(BIG) is 1 to double precision,
@@ -42,9 +44,12 @@ _BIG = 1e6
 def log_interval(a: jax.Array, b: jax.Array, link: Link) -> jax.Array:
     """log(F(b) - F(a)) for a < b, with F symmetric.
 
-    When both ends lie in the upper tail, F(b) - F(a) is a difference of two numbers near 1; by symmetry it
-    equals F(-a) - F(-b), a difference of two small numbers, which logs represent exactly.
+    Logistic: F(b) - F(a) = F(b) F(-a) (1 - exp(a - b)) exactly, three terms that logs represent without
+    cancellation anywhere on the line. Normal: when both ends lie in the upper tail, F(b) - F(a) is a difference
+    of two numbers near 1; by symmetry it equals F(-a) - F(-b), a difference of two small numbers.
     """
+    if link == "logit":
+        return log_sigmoid(b) + log_sigmoid(-a) + log1mexp(a - b)
     upper_tail = a > 0
     lo = jnp.where(upper_tail, -b, a)
     hi = jnp.where(upper_tail, -a, b)
@@ -52,9 +57,7 @@ def log_interval(a: jax.Array, b: jax.Array, link: Link) -> jax.Array:
     return log_hi + log1mexp(log_cdf(lo, link) - log_hi)
 
 
-def log_ordered(
-    a: jax.Array, b: jax.Array, has_lower: jax.Array, has_upper: jax.Array, link: Link
-) -> jax.Array:
+def log_ordered(a: jax.Array, b: jax.Array, has_lower: jax.Array, has_upper: jax.Array, link: Link) -> jax.Array:
     """Log-probability of an ordered category with standardised bounds a = (tau_lo - mu)/s, b = (tau_hi - mu)/s.
 
     `has_lower` / `has_upper` are False for the first / last category (bound at -inf / +inf); the bound
@@ -72,23 +75,31 @@ def log_normal_density(y: jax.Array, mu: jax.Array, sigma: jax.Array) -> jax.Arr
 
 def log_binary_logit(y_is_one: jax.Array, v: jax.Array) -> jax.Array:
     """log P(y) for P(y = 1) = sigmoid(v)."""
-    return jax.nn.log_sigmoid(jnp.where(y_is_one, v, -v))
+    return log_sigmoid(jnp.where(y_is_one, v, -v))
 
 
-def log_softmax_chosen(
-    utilities: jax.Array, available: jax.Array, chosen: jax.Array
-) -> jax.Array:
+def log_softmax_chosen(utilities: jax.Array, available: jax.Array, chosen: jax.Array) -> jax.Array:
     """log P(chosen) under a multinomial logit over the available alternatives (last axis).
 
-    `available` must hold at least one True per choice situation; `chosen` is an integer index broadcastable
-    to utilities.shape[:-1].
+    `available` must hold at least one True per choice situation; `chosen` is a one-hot boolean array
+    broadcastable to utilities.shape.
     """
     masked = jnp.where(available, utilities, -jnp.inf)
     log_denominator = logsumexp(masked, axis=-1)
-    picked = jnp.take_along_axis(utilities, chosen[..., None], axis=-1)[..., 0]
+    # A one-hot sum rather than take_along_axis: its backward pass is elementwise instead of a scatter.
+    picked = jnp.where(chosen, utilities, 0.0).sum(axis=-1)
     return picked - log_denominator
 
 
 def log_mean_exp(x: jax.Array, log_weights: jax.Array, axis: int = -1) -> jax.Array:
     """log sum_r w_r exp(x_r), the simulated (or quadrature) integral in logs; weights sum to 1."""
     return logsumexp(x + log_weights, axis=axis)
+
+
+def contract(a: jax.Array, b: jax.Array) -> jax.Array:
+    """a @ b for a small inner dimension (latent variables, alternatives), as multiply-and-sum.
+
+    A matrix-multiply call for a 5-wide contraction costs a kernel of its own plus padding copies on a GPU;
+    written elementwise, XLA fuses it into the surrounding arithmetic, forward and backward.
+    """
+    return (a[..., :, None] * b).sum(axis=-2)

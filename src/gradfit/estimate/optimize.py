@@ -63,8 +63,9 @@ class _Driver:
         """Log one iterate; True when converged."""
         rel = relative_gradient(theta, ll, grad, self.p.lower, self.p.upper)
         g = projected_gradient(theta, grad, self.p.lower, self.p.upper)
-        it = Iterate(len(self.history), float(ll), float(np.linalg.norm(g)), rel, float(step),
-                     time.perf_counter() - self.t0)
+        it = Iterate(
+            len(self.history), float(ll), float(np.linalg.norm(g)), rel, float(step), time.perf_counter() - self.t0
+        )
         self.history.append(it)
         if self.progress is not None:
             self.progress(it)
@@ -84,8 +85,9 @@ def bfgs(problem: Problem, tolerance: float, max_iterations: int, progress=None)
     ll0, g0 = _check_start(problem)
     drv = _Driver(problem, tolerance, progress)
     if drv.record(problem.start, ll0, g0, 0.0):
-        return OptimResult(problem.start.copy(), ll0, g0, 0, True, "start values satisfy the gradient tolerance",
-                           drv.history)
+        return OptimResult(
+            problem.start.copy(), ll0, g0, 0, True, "start values satisfy the gradient tolerance", drv.history
+        )
     cache: dict[str, object] = {}
 
     def fun(x):
@@ -106,10 +108,20 @@ def bfgs(problem: Problem, tolerance: float, max_iterations: int, progress=None)
         if drv.record(x, cache["ll"], cache["g"], step):
             raise StopIteration
 
-    bounds = list(zip(np.where(np.isfinite(problem.lower), problem.lower, None),
-                      np.where(np.isfinite(problem.upper), problem.upper, None), strict=True))
+    bounds = list(
+        zip(
+            np.where(np.isfinite(problem.lower), problem.lower, None),
+            np.where(np.isfinite(problem.upper), problem.upper, None),
+            strict=True,
+        )
+    )
     res = scipy.optimize.minimize(
-        fun, problem.start, jac=True, method="L-BFGS-B", bounds=bounds, callback=callback,
+        fun,
+        problem.start,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        callback=callback,
         options={"maxiter": max_iterations, "maxcor": 30, "ftol": 1e-15, "gtol": 1e-12, "maxls": 50},
     )
     theta = np.asarray(res.x)

@@ -16,8 +16,7 @@ def format_summary(res: FitResult) -> str:
     lines = [
         f"Model: {res.model_name}",
         f"Optimizer: {res.optimizer}   converged: {res.converged} ({res.message}), iterations: {res.iterations}",
-        f"Individuals: {res.n_individuals}   observations: {res.n_observations}   free parameters: "
-        f"{res.n_parameters}",
+        f"Individuals: {res.n_individuals}   observations: {res.n_observations}   free parameters: {res.n_parameters}",
         f"Log-likelihood: {res.loglikelihood:.4f}   at start: {res.initial_loglikelihood:.4f}",
     ]
     if res.null_loglikelihood is not None:
@@ -29,9 +28,7 @@ def format_summary(res: FitResult) -> str:
     integ = res.settings.get("integration")
     if integ:
         lines.append(f"Integration: {integ}")
-    lines.append(
-        "Timings (s): " + ", ".join(f"{k.removesuffix('_s')} {v:.3f}" for k, v in res.timings.items())
-    )
+    lines.append("Timings (s): " + ", ".join(f"{k.removesuffix('_s')} {v:.3f}" for k, v in res.timings.items()))
     if res.cov.min_eigenvalue <= 0:
         lines.append("WARNING: the Hessian is not negative definite at the estimates: the model may be unidentified")
     est = res.estimates

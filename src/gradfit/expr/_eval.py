@@ -157,6 +157,4 @@ def unknown_name_error(root: Expr, name: str, known: Iterable[Any], where: str) 
         hint = "known names include " + ", ".join(repr(c) for c in candidates[:10]) + more
     else:
         hint = "no names are defined here"
-    return FormulaError(
-        f"{_prefix(where)}unknown name {name!r} in formula {_quote_formula(root.text)}; {hint}"
-    )
+    return FormulaError(f"{_prefix(where)}unknown name {name!r} in formula {_quote_formula(root.text)}; {hint}")

@@ -15,9 +15,13 @@ from gradfit.iclv.choice import build_choice
 from gradfit.iclv.data import Panel, make_panel
 from gradfit.iclv.likelihood import Likelihood
 from gradfit.iclv.measurement import build_measurement
-from gradfit.iclv.params import ParamLayout
+from gradfit.iclv.params import CoefTable, ParamLayout
 from gradfit.iclv.spec import ModelSpec
 from gradfit.iclv.structural import build_structural
+
+# Above this many elements per component (people x draws x indicators, or x rows x alternatives), the
+# likelihood's backward pass recomputes component values instead of storing them (see Likelihood.components).
+REMAT_ELEMENTS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -51,9 +55,12 @@ def build(spec: ModelSpec, df: pd.DataFrame, source: str = "spec") -> Built:
             f"{source}: {clash[0]!r} is both a data column and a parameter/latent variable name; rename one"
         )
     panel = make_panel(df, spec.data.person, label=spec.data.path)
-    structural, s_arrays = build_structural(spec, df, panel, source)
-    groups, m_arrays = build_measurement(spec, df, panel, source)
-    choice, c_arrays = (None, {}) if spec.choice is None else build_choice(spec, df, panel, source)
+    layout = ParamLayout.from_spec(spec)
+    coefs = CoefTable(layout)
+    coefs.index(0.0)  # the filler of sparse coefficient matrices
+    structural, s_arrays = build_structural(spec, df, panel, coefs, source)
+    groups, m_arrays = build_measurement(spec, df, panel, coefs, source)
+    choice, c_arrays = (None, {}) if spec.choice is None else build_choice(spec, df, panel, coefs, source)
     draws, log_w = integration_nodes(spec, panel.n_people)
     arrays = {
         "draws": draws,
@@ -62,10 +69,12 @@ def build(spec: ModelSpec, df: pd.DataFrame, source: str = "spec") -> Built:
         "structural": s_arrays,
         "measurement": m_arrays,
         "choice": c_arrays,
+        "coef_consts": coefs.consts,
     }
-    layout = ParamLayout.from_spec(spec)
     null = None if choice is None else choice.null_loglikelihood(c_arrays)
-    return Built(spec, Likelihood(layout, structural, tuple(groups), choice), arrays, panel, null)
+    widest = max([len(g.names) for g in groups] + [panel.max_rows * len(spec.choice.alternatives) if choice else 0])
+    remat = panel.n_people * draws.shape[1] * widest > REMAT_ELEMENTS
+    return Built(spec, Likelihood(layout, structural, tuple(groups), choice, remat), arrays, panel, null)
 
 
 def to_device(arrays: dict, dtype, device=None) -> dict:

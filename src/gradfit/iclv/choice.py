@@ -12,32 +12,53 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from gradfit.core.logprob import log_softmax_chosen
+from gradfit.core.logprob import contract, log_softmax_chosen
 from gradfit.errors import DataError
 from gradfit.expr import Expr
 from gradfit.iclv.data import Panel, numeric
 from gradfit.iclv.formulas import bind
+from gradfit.iclv.linear import decompose
+from gradfit.iclv.params import CoefTable, Values
 from gradfit.iclv.spec import ModelSpec
 
 
 @dataclass(frozen=True)
 class Choice:
+    """Utilities = X @ W (parameter x data terms) + eta @ C (parameter x LV terms) + rest (anything else)."""
+
     alternatives: tuple[str, ...]
-    utilities: tuple[Expr, ...]  # data slots are (N, 1, T) arrays; latent variables enter as (N, R, 1)
     latent: tuple[str, ...]
+    x_coef: np.ndarray  # (K,) ext index of each data term's parameter
+    x_factor: np.ndarray  # (K,)
+    x_target: np.ndarray  # (K, J) one-hot: the term's alternative
+    c_coef: np.ndarray  # (M,) latent-variable terms
+    c_factor: np.ndarray
+    c_target: np.ndarray  # (M, L, J) one-hot
+    rest: tuple[Expr | None, ...]  # per alternative; data slots are (N, 1, T), LVs enter as (N, R, 1)
 
-    def utility_matrix(self, p: dict, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
+    def utility_matrix(self, v: Values, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """(N, R, T, J) utilities."""
-        env = {**p, **arrays["slots"]}
-        env.update({name: eta[..., l][:, :, None] for l, name in enumerate(self.latent)})
-        n, t = arrays["chosen"].shape
-        shape = (n, eta.shape[1], t)
-        return jnp.stack([jnp.broadcast_to(u.evaluate(env, jnp), shape) for u in self.utilities], axis=-1)
+        dt = v.ext.dtype
+        n, t = arrays["mask"].shape
+        w = v.ext[self.x_coef] * jnp.asarray(self.x_factor, dt)
+        util = contract(arrays["X"], w[:, None] * jnp.asarray(self.x_target, dt))[:, None]  # (N, 1, T, J)
+        if self.c_coef.size:
+            g = v.ext[self.c_coef] * jnp.asarray(self.c_factor, dt)
+            c = (g[:, None, None] * jnp.asarray(self.c_target, dt)).sum(axis=0)  # (L, J)
+            util = util + contract(eta, c)[:, :, None, :]  # (N, R, 1, J)
+        if any(r is not None for r in self.rest):
+            env = {**v.scalars, **arrays["slots"]}
+            env.update({name: eta[..., l][:, :, None] for l, name in enumerate(self.latent)})
+            shape = (n, eta.shape[1], t)
+            zero = jnp.zeros((), dt)
+            parts = [jnp.broadcast_to(zero if r is None else r.evaluate(env, jnp), shape) for r in self.rest]
+            util = util + jnp.stack(parts, axis=-1)
+        return jnp.broadcast_to(util, (n, eta.shape[1], t, len(self.alternatives)))
 
-    def loglik(self, p: dict, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
+    def loglik(self, v: Values, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """(N, R): sum over the person's rows of log P(chosen alternative)."""
-        v = self.utility_matrix(p, eta, arrays)
-        lp = log_softmax_chosen(v, arrays["available"][:, None], arrays["chosen"][:, None])
+        u = self.utility_matrix(v, eta, arrays)
+        lp = log_softmax_chosen(u, arrays["available"][:, None], arrays["chosen"][:, None])
         return jnp.where(arrays["mask"][:, None], lp, 0.0).sum(axis=-1)
 
     @staticmethod
@@ -47,7 +68,7 @@ class Choice:
         return float(-np.log(n_avail[np.asarray(arrays["mask"])]).sum())
 
 
-def build_choice(spec: ModelSpec, df: pd.DataFrame, panel: Panel, source: str) -> tuple[Choice, dict]:
+def build_choice(spec: ModelSpec, df: pd.DataFrame, panel: Panel, coefs: CoefTable, source: str) -> tuple[Choice, dict]:
     cs = spec.choice
     assert cs is not None
     symbols = [*spec.parameters, *spec.latent_variables]
@@ -61,8 +82,16 @@ def build_choice(spec: ModelSpec, df: pd.DataFrame, panel: Panel, source: str) -
         return panel.pad(numeric(df, col, label, "a utility or availability formula"), 0.0)[:, None, :]
 
     utilities = tuple(
-        bind(a.utility, f"{source}: choice.alternatives.{name}.utility", symbols, df.columns, row_column,
-             "u", slots, heavy=spec.latent_variables)
+        bind(
+            a.utility,
+            f"{source}: choice.alternatives.{name}.utility",
+            symbols,
+            df.columns,
+            row_column,
+            "u",
+            slots,
+            heavy=spec.latent_variables,
+        )
         for name, a in cs.alternatives.items()
     )
     avail = []
@@ -88,13 +117,15 @@ def build_choice(spec: ModelSpec, df: pd.DataFrame, panel: Panel, source: str) -
             f"alternative's code {sorted(alt_codes.tolist())}; add the alternative or filter the row out"
         )
     chosen_rows = order[np.minimum(index, len(alt_codes) - 1)]
-    chosen = panel.pad(chosen_rows.astype(np.int32), 0)
+    chosen = np.eye(len(alt_codes), dtype=bool)[panel.pad(chosen_rows.astype(np.int32), 0)]  # (N, T, J) one-hot
     available[~panel.mask] = True  # padding rows: anything finite, they are masked out
     rows_avail = available[panel.person, panel.slot]
     none = ~rows_avail.any(axis=-1)
     if none.any():
-        raise DataError(f"{label}: no alternative is available at row {panel.file_rows[np.flatnonzero(none)[0]]}; "
-                        "check the availability formulas or filter the row out")
+        raise DataError(
+            f"{label}: no alternative is available at row {panel.file_rows[np.flatnonzero(none)[0]]}; "
+            "check the availability formulas or filter the row out"
+        )
     unavailable_choice = ~rows_avail[np.arange(len(chosen_rows)), chosen_rows]
     if unavailable_choice.any():
         i = np.flatnonzero(unavailable_choice)[0]
@@ -102,5 +133,47 @@ def build_choice(spec: ModelSpec, df: pd.DataFrame, panel: Panel, source: str) -
             f"{label}: at row {panel.file_rows[i]} the chosen alternative "
             f"{list(cs.alternatives)[chosen_rows[i]]!r} is not available; check its availability formula"
         )
-    arrays = {"slots": slots, "available": available, "chosen": chosen, "mask": panel.mask.copy()}
-    return Choice(tuple(cs.alternatives), utilities, tuple(spec.latent_variables)), arrays
+    choice, x = _linearise(spec, utilities, slots, panel, coefs)
+    used = set().union(*(r.names for r in choice.rest if r is not None))
+    arrays = {
+        "X": x,
+        "slots": {k: v for k, v in slots.items() if k in used},
+        "available": available,
+        "chosen": chosen,
+        "mask": panel.mask.copy(),
+    }
+    return choice, arrays
+
+
+def _linearise(spec: ModelSpec, utilities, slots, panel: Panel, coefs: CoefTable) -> tuple[Choice, np.ndarray]:
+    lvs = tuple(spec.latent_variables)
+    n_alt = len(utilities)
+    cols, x_coef, x_factor, x_target = [], [], [], []
+    c_coef, c_factor, c_target, rest = [], [], [], []
+    for j, u in enumerate(utilities):
+        form = decompose(u, set(spec.parameters), set(lvs), set(slots))
+        for factor, param, slot in form.data_terms:
+            cols.append(panel.mask.astype(float) if slot is None else slots[slot][:, 0, :])
+            x_coef.append(coefs.index(param))
+            x_factor.append(factor)
+            x_target.append(np.eye(n_alt)[j])
+        for factor, param, lv in form.lv_terms:
+            c_coef.append(coefs.index(param))
+            c_factor.append(factor)
+            t = np.zeros((len(lvs), n_alt))
+            t[lvs.index(lv), j] = 1.0
+            c_target.append(t)
+        rest.append(form.rest)
+    x = np.stack(cols, axis=-1) if cols else np.zeros((*panel.mask.shape, 0))
+    choice = Choice(
+        alternatives=tuple(spec.choice.alternatives),
+        latent=lvs,
+        x_coef=np.asarray(x_coef, dtype=np.int32),
+        x_factor=np.asarray(x_factor, dtype=float),
+        x_target=np.asarray(x_target, dtype=float).reshape(-1, n_alt),
+        c_coef=np.asarray(c_coef, dtype=np.int32),
+        c_factor=np.asarray(c_factor, dtype=float),
+        c_target=np.asarray(c_target, dtype=float).reshape(-1, len(lvs), n_alt),
+        rest=tuple(rest),
+    )
+    return choice, x

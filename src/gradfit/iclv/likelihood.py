@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 
 from gradfit.core.logprob import log_mean_exp
@@ -28,13 +29,21 @@ class Likelihood:
     indicators: tuple[IndicatorGroup, ...]
     choice: Choice | None
 
+    remat: bool = False  # see `components`; build() turns it on for large problems
+
     def components(self, theta: jnp.ndarray, arrays: dict) -> dict[str, jnp.ndarray]:
         """Per-person, per-draw log-likelihood of each component, (N, R) each (measurement per group)."""
-        p = self.layout.expand(theta)
-        eta = self.structural(p, arrays["draws"], arrays["structural"])
-        out = {f"measurement:{g.key}": g.loglik(p, eta, arrays["measurement"]) for g in self.indicators}
+        v = self.layout.expand(theta, arrays["coef_consts"])
+        eta = self.structural(v, arrays["draws"], arrays["structural"])
+        # Rematerialise each component in the backward pass: its elementwise work (people x draws x indicators
+        # or x rows x alternatives) is recomputed from eta instead of stored. Storing it would write and re-read
+        # several arrays of that size; recomputing costs a few transcendental functions per element, which is
+        # cheaper once those arrays are large (H100, 2,000 people x 1,000 draws: 13.2 -> 9.2 ms), while at the
+        # seed's size the extra kernels cost more than they save (0.44 -> 0.49 ms); see benchmarks/RESULTS.md.
+        wrap = jax.checkpoint if self.remat else (lambda f: f)
+        out = {f"measurement:{g.key}": wrap(g.loglik)(v, eta, arrays["measurement"]) for g in self.indicators}
         if self.choice is not None:
-            out["choice"] = self.choice.loglik(p, eta, arrays["choice"])
+            out["choice"] = wrap(self.choice.loglik)(v, eta, arrays["choice"])
         return out
 
     def per_draw(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
@@ -55,7 +64,7 @@ class Likelihood:
 
     def choice_only(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """Marginal log-likelihood of the choices alone (indicators integrated out), for rho-squared."""
-        p = self.layout.expand(theta)
-        eta = self.structural(p, arrays["draws"], arrays["structural"])
-        ll = self.choice.loglik(p, eta, arrays["choice"])
+        v = self.layout.expand(theta, arrays["coef_consts"])
+        eta = self.structural(v, arrays["draws"], arrays["structural"])
+        ll = self.choice.loglik(v, eta, arrays["choice"])
         return log_mean_exp(ll, arrays["log_weights"], axis=1).sum()

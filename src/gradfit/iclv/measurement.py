@@ -13,49 +13,45 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from gradfit.core.logprob import log_binary_logit, log_normal_density, log_ordered
+from gradfit.core.logprob import contract, log_binary_logit, log_normal_density, log_ordered
 from gradfit.errors import DataError
 from gradfit.iclv.data import Panel, column
-from gradfit.iclv.params import coef
+from gradfit.iclv.params import CoefTable, Values
 from gradfit.iclv.spec import IndicatorSpec, ModelSpec, ThresholdSpec, n_thresholds
 
 
-def thresholds(p: dict, th: ThresholdSpec, n_cuts: int) -> jnp.ndarray:
-    """The increasing threshold vector (n_cuts,) of a threshold set."""
-    vals = [jnp.asarray(coef(p, c), dtype=float) for c in th.parameters]
+def threshold_matrix(th: ThresholdSpec, n_cuts: int) -> np.ndarray:
+    """A with tau = A @ p for a threshold set's parameters p: every form is linear in its parameters."""
+    m = len(th.parameters)
     if th.form == "cutpoints":
-        return jnp.stack(vals)
+        return np.eye(n_cuts, m)
     if th.form == "increments":
-        return jnp.cumsum(jnp.stack(vals))
-    half = jnp.cumsum(jnp.stack(vals))  # symmetric: ±(d1, d1 + d2, ...), with 0 in the middle if odd
-    middle = [jnp.zeros((1,), half.dtype)] if n_cuts % 2 else []
-    return jnp.concatenate([-half[::-1], *middle, half])
+        return np.tril(np.ones((n_cuts, m)))
+    # symmetric: -(p1 + ... + pm), ..., -p1, [0], p1, ..., p1 + ... + pm
+    half = np.tril(np.ones((m, m)))
+    middle = [np.zeros((1, m))] if n_cuts % 2 else []
+    return np.concatenate([-half[::-1], *middle, half])
 
 
 @dataclass(frozen=True)
 class IndicatorGroup:
-    """Indicators of one type and level, stacked on the last axis (K)."""
+    """Indicators of one type and level, stacked on the last axis (K). Coefficients are gathered from `ext`."""
 
     kind: str
     person_level: bool
     names: tuple[str, ...]
-    intercepts: tuple[float | str, ...]
-    scales: tuple[float | str, ...]
-    loadings: tuple[tuple[int, int, float | str], ...]  # (indicator k, latent variable l, value)
-    n_latent: int
-    threshold_sets: tuple[tuple[ThresholdSpec, int], ...]  # per indicator: (set, number of cuts); ordered only
+    intercept_index: np.ndarray  # (K,)
+    scale_index: np.ndarray  # (K,)
+    loading_index: np.ndarray  # (K, L), a 0 constant where an indicator does not load
+    threshold_index: np.ndarray | None  # (K, M) parameters of each indicator's threshold set (padded)
+    threshold_map: np.ndarray | None  # (K, C, M): tau[k] = threshold_map[k] @ ext[threshold_index[k]]
     key: str  # this group's entry in the arrays dict
 
-    def loglik(self, p: dict, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
+    def loglik(self, v: Values, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """eta (N, R, L) -> summed log-probabilities of the group's indicators, (N, R)."""
         a = arrays[self.key]
-        k = len(self.names)
-        lam = jnp.zeros((k, self.n_latent), eta.dtype)
-        for i, l, value in self.loadings:
-            lam = lam.at[i, l].set(coef(p, value))
-        alpha = jnp.stack([jnp.asarray(coef(p, c), eta.dtype) for c in self.intercepts])
-        sigma = jnp.stack([jnp.asarray(coef(p, c), eta.dtype) for c in self.scales])
-        mu = alpha + eta @ lam.T  # (N, R, K)
+        mu = v.ext[self.intercept_index] + contract(eta, v.ext[self.loading_index].T)  # (N, R, K)
+        sigma = v.ext[self.scale_index]
         if not self.person_level:
             mu = mu[:, :, None, :]  # (N, R, 1, K) against row data (N, 1, T, K)
         if self.kind == "normal":
@@ -63,12 +59,10 @@ class IndicatorGroup:
         elif self.kind == "binary_logit":
             lp = log_binary_logit(a["y"] > 0.5, mu / sigma)
         else:
-            cuts = max(n for _, n in self.threshold_sets)
-            tau = jnp.stack([
-                jnp.pad(thresholds(p, th, n), (0, cuts - n)) for th, n in self.threshold_sets
-            ])  # (K, cuts)
-            lo = jnp.take_along_axis(tau, a["lo"].reshape(-1, k).T, axis=1).T.reshape(a["lo"].shape)
-            hi = jnp.take_along_axis(tau, a["hi"].reshape(-1, k).T, axis=1).T.reshape(a["hi"].shape)
+            tau = jnp.einsum("kcm,km->kc", jnp.asarray(self.threshold_map, v.ext.dtype), v.ext[self.threshold_index])
+            # One-hot selection of each response's two thresholds: elementwise both ways (no gather/scatter).
+            lo = jnp.where(a["lo"], tau, 0.0).sum(axis=-1)
+            hi = jnp.where(a["hi"], tau, 0.0).sum(axis=-1)
             link = "probit" if self.kind == "ordered_probit" else "logit"
             lp = log_ordered((lo - mu) / sigma, (hi - mu) / sigma, a["has_lo"], a["has_hi"], link)
         lp = jnp.where(a["obs"], lp, 0.0)
@@ -85,8 +79,9 @@ def _indicator_values(
     bad = np.isnan(values) & ~pd.isna(raw)
     if bad.any():
         i = np.flatnonzero(bad)[0]
-        raise DataError(f"{panel.label}: column {col!r} (indicator {name}) is not a number ({raw[i]!r}) at "
-                        f"row {panel.file_rows[i]}")
+        raise DataError(
+            f"{panel.label}: column {col!r} (indicator {name}) is not a number ({raw[i]!r}) at row {panel.file_rows[i]}"
+        )
     observed = ~np.isnan(values) & ~np.isin(values, ind.missing)
     return values, observed
 
@@ -100,7 +95,7 @@ def _levels(ind: IndicatorSpec, spec: ModelSpec) -> list[float]:
 
 
 def build_measurement(
-    spec: ModelSpec, df: pd.DataFrame, panel: Panel, source: str
+    spec: ModelSpec, df: pd.DataFrame, panel: Panel, coefs: CoefTable, source: str
 ) -> tuple[list[IndicatorGroup], dict[str, dict[str, np.ndarray]]]:
     lv_names = list(spec.latent_variables)
     groups: list[IndicatorGroup] = []
@@ -143,8 +138,12 @@ def build_measurement(
             stacked = np.stack(lst, axis=-1)  # (rows, K)
             if person_level:
                 arr[field] = np.stack(
-                    [panel.person_level(stacked[:, j], members[j][1].column or members[j][0], ~cols["obs"][j])
-                     if field != "obs" else _any_per_person(panel, stacked[:, j]) for j in range(stacked.shape[1])],
+                    [
+                        panel.person_level(stacked[:, j], members[j][1].column or members[j][0], ~cols["obs"][j])
+                        if field != "obs"
+                        else _any_per_person(panel, stacked[:, j])
+                        for j in range(stacked.shape[1])
+                    ],
                     axis=-1,
                 )
                 # A person with no observed value gets NaN from person_level; that slot is masked by `obs`, and
@@ -155,25 +154,38 @@ def build_measurement(
                 pad = np.zeros((*panel.mask.shape, stacked.shape[1]), dtype=stacked.dtype)
                 pad[panel.person, panel.slot] = stacked
                 arr[field] = pad[:, None]  # (N, 1, T, K): broadcasts against draws
-        for field in ("lo", "hi"):
-            if field in arr:
-                arr[field] = arr[field].astype(np.int32)
+        if th_sets:
+            cuts = max(n for _, n in th_sets)
+            for field in ("lo", "hi"):  # threshold index -> one-hot over the thresholds, (..., K, cuts)
+                arr[field] = np.eye(cuts, dtype=bool)[arr[field].astype(np.int32)]
         for field in ("obs", "has_lo", "has_hi"):
             if field in arr:
                 arr[field] = arr[field].astype(bool)
         arrays[key] = arr
+        zero = coefs.index(0.0)
+        loading_index = np.full((len(members), len(lv_names)), zero, dtype=np.int32)
+        for j, (_, ind) in enumerate(members):
+            for lv, value in ind.loadings.items():
+                loading_index[j, lv_names.index(lv)] = coefs.index(value)
+        th_index = th_map = None
+        if th_sets:
+            cuts = max(n for _, n in th_sets)
+            width = max(len(th.parameters) for th, _ in th_sets)
+            th_index = np.full((len(members), width), zero, dtype=np.int32)
+            th_map = np.zeros((len(members), cuts, width))
+            for j, (th, n) in enumerate(th_sets):
+                th_index[j, : len(th.parameters)] = coefs.indices(th.parameters)
+                th_map[j, :n, : len(th.parameters)] = threshold_matrix(th, n)
         groups.append(
             IndicatorGroup(
                 kind=kind,
                 person_level=person_level,
                 names=tuple(n for n, _ in members),
-                intercepts=tuple(i.intercept for _, i in members),
-                scales=tuple(i.scale for _, i in members),
-                loadings=tuple(
-                    (k, lv_names.index(lv), v) for k, (_, i) in enumerate(members) for lv, v in i.loadings.items()
-                ),
-                n_latent=len(lv_names),
-                threshold_sets=tuple(th_sets),
+                intercept_index=coefs.indices([i.intercept for _, i in members]),
+                scale_index=coefs.indices([i.scale for _, i in members]),
+                loading_index=loading_index,
+                threshold_index=th_index,
+                threshold_map=th_map,
                 key=key,
             )
         )

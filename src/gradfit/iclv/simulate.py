@@ -22,16 +22,27 @@ class Simulated:
     spec: dict  # a spec (dict) that estimates exactly these parameters
 
 
-def seed_model(n_people: int = 326, n_tasks: int = 18, n_latent: int = 5, per_latent: int = 6,
-               n_draws: int = 100, seed: int = 2026, data_path: str = "data.csv") -> Simulated:
+def seed_model(
+    n_people: int = 326,
+    n_tasks: int = 18,
+    n_latent: int = 5,
+    per_latent: int = 6,
+    n_draws: int = 100,
+    seed: int = 2026,
+    data_path: str = "data.csv",
+) -> Simulated:
     rng = np.random.default_rng(seed)
     lvs = [f"LV{k + 1}" for k in range(n_latent)]
     truth: dict[str, float] = {}
     params: dict[str, dict | float] = {}
 
     # People and structural equations: LV_k = gamma_k . x + (effect of LV1 on LV2) + N(0, 1).
-    x = {"age": rng.normal(size=n_people), "female": rng.integers(0, 2, n_people).astype(float),
-         "income": rng.normal(size=n_people), "educ": rng.integers(0, 2, n_people).astype(float)}
+    x = {
+        "age": rng.normal(size=n_people),
+        "female": rng.integers(0, 2, n_people).astype(float),
+        "income": rng.normal(size=n_people),
+        "educ": rng.integers(0, 2, n_people).astype(float),
+    }
     eta = np.zeros((n_people, n_latent))
     latent_spec = {}
     for k, lv in enumerate(lvs):
@@ -70,8 +81,13 @@ def seed_model(n_people: int = 326, n_tasks: int = 18, n_latent: int = 5, per_la
             y = 1 + np.searchsorted(tau, mu + u).astype(float)
             y[rng.random(n_people) < 0.01] = -1.0  # 'no opinion'
             likert[ind] = y
-            indicators[ind] = {"type": "ordered_logit", "loadings": {lv: f"lam_{ind}"}, "thresholds": ind,
-                               "missing": [-1], "person_level": True}
+            indicators[ind] = {
+                "type": "ordered_logit",
+                "loadings": {lv: f"lam_{ind}"},
+                "thresholds": ind,
+                "missing": [-1],
+                "person_level": True,
+            }
 
     # Choices: 3 alternatives, alternative A0 the reference.
     rows = n_people * n_tasks
@@ -113,7 +129,7 @@ def seed_model(n_people: int = 326, n_tasks: int = 18, n_latent: int = 5, per_la
         cols[ind] = y[person].astype(int)
     data = pd.DataFrame(cols)
 
-    for name, value in truth.items():
+    for name, _value in truth.items():
         if name.startswith("tau_") and not name.endswith("_1"):
             params[name] = {"start": 1.0, "lower": 0.01}
         elif name.startswith("tau_"):
@@ -125,14 +141,16 @@ def seed_model(n_people: int = 326, n_tasks: int = 18, n_latent: int = 5, per_la
     spec = {
         "name": "seed_iclv",
         "description": f"Synthetic ICLV shaped like the user's study: {n_people} people x {n_tasks} situations, "
-                       f"3 alternatives, {n_latent} latent variables, {n_latent * per_latent} Likert indicators.",
+        f"3 alternatives, {n_latent} latent variables, {n_latent * per_latent} Likert indicators.",
         "data": {"path": data_path, "person": "id"},
         "parameters": params,
         "latent_variables": latent_spec,
         "thresholds": thresholds,
         "indicators": indicators,
-        "choice": {"column": "choice",
-                   "alternatives": {alt: {"code": a, "utility": utilities[alt]} for a, alt in enumerate(ALTS)}},
+        "choice": {
+            "column": "choice",
+            "alternatives": {alt: {"code": a, "utility": utilities[alt]} for a, alt in enumerate(ALTS)},
+        },
         "integration": {"type": "halton", "n": n_draws},
         "estimation": {"optimizer": "bfgs", "tolerance": 1e-6, "max_iterations": 2000},
     }

@@ -33,9 +33,7 @@ class DataSpec(_Strict):
     format: Literal["auto", "csv", "parquet"] = Field(
         "auto", description="File format; 'auto' decides from the extension (.parquet/.pq, else CSV)."
     )
-    separator: str | None = Field(
-        None, description="CSV field separator; default: detect (comma, tab or semicolon)."
-    )
+    separator: str | None = Field(None, description="CSV field separator; default: detect (comma, tab or semicolon).")
     person: str = Field(description="Column identifying the person (panel unit); rows of a person share draws.")
     filter: str | None = Field(
         None, description="Formula over data columns; rows where it is false (0) are dropped before use."
@@ -103,9 +101,7 @@ class IndicatorSpec(_Strict):
     loadings: dict[str, Coef] = Field(description="Latent variable -> loading (number or parameter name).")
     intercept: Coef = Field(0.0, description="Number (fixed) or parameter name.")
     scale: Coef = Field(1.0, description="Standard deviation / scale of the error: number or parameter name.")
-    thresholds: str | None = Field(
-        None, description="Name of an entry in `thresholds` (ordered types only)."
-    )
+    thresholds: str | None = Field(None, description="Name of an entry in `thresholds` (ordered types only).")
     levels: list[float] | None = Field(
         None,
         description="Ordered types: the response values from lowest to highest (default 1..K from the "
@@ -178,8 +174,10 @@ class ModelSpec(_Strict):
     @classmethod
     def _bare_numbers(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: ({"start": v} if isinstance(v, int | float) and not isinstance(v, bool) else v)
-                    for k, v in value.items()}
+            return {
+                k: ({"start": v} if isinstance(v, int | float) and not isinstance(v, bool) else v)
+                for k, v in value.items()
+            }
         return value
 
     @model_validator(mode="after")
@@ -240,9 +238,8 @@ def _check_references(spec: ModelSpec) -> None:
         if not ordered and ind.thresholds is not None:
             raise ValueError(f"{where}.thresholds: only ordered indicators have thresholds")
         if ordered and ind.thresholds not in spec.thresholds:
-            raise ValueError(
-                f"{where}.thresholds: unknown thresholds {ind.thresholds!r}{_closest(ind.thresholds, list(spec.thresholds))}"
-            )
+            hint = _closest(ind.thresholds, list(spec.thresholds))
+            raise ValueError(f"{where}.thresholds: unknown thresholds {ind.thresholds!r}{hint}")
         if ind.type == "binary_logit" and ind.levels is not None and len(ind.levels) != 2:
             raise ValueError(f"{where}.levels: a binary indicator has exactly two levels [no, yes]")
         if ordered and ind.levels is not None:
@@ -295,7 +292,7 @@ def _topological(spec: ModelSpec) -> list[str]:
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            cycle = " -> ".join([*path[path.index(name):], name])
+            cycle = " -> ".join([*path[path.index(name) :], name])
             raise ValueError(f"latent_variables: the structural equations form a cycle ({cycle})")
         state[name] = 1
         for p in parents[name]:

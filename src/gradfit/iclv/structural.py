@@ -1,8 +1,9 @@
-"""Structural equations: LV_k = mean_k(person covariates, earlier LVs, parameters) + (L z)_k.
+"""Structural equations: LV = mean(person covariates, other LVs, parameters) + L z.
 
 L is lower-triangular: its diagonal holds each error's scale, its off-diagonal entries (declared as
-`correlations`) correlate the errors. Latent variables are computed in topological order, so a mean may use any
-latent variable that does not depend on it.
+`correlations`) correlate the errors. When every mean is linear (parameter x covariate, parameter x latent
+variable), the means are one contraction X @ B for all latent variables, and latent-on-latent effects are added
+in topological order. Otherwise each mean formula is evaluated, one latent variable after another.
 """
 
 from __future__ import annotations
@@ -13,52 +14,108 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from gradfit.core.logprob import contract
 from gradfit.expr import Expr
 from gradfit.iclv.data import Panel, numeric
 from gradfit.iclv.formulas import bind
-from gradfit.iclv.params import coef
+from gradfit.iclv.linear import decompose
+from gradfit.iclv.params import CoefTable, Values
 from gradfit.iclv.spec import ModelSpec
 
 
 @dataclass(frozen=True)
 class Structural:
     names: tuple[str, ...]  # declared order = position in the draws' last axis
-    order: tuple[str, ...]  # evaluation order
-    means: tuple[Expr, ...]  # in declared order; data slots are (N, 1) person-level arrays
-    scales: tuple[float | str, ...]
-    correlations: tuple[tuple[int, int, float | str], ...]  # (row b, column a, L[b, a])
+    order: tuple[str, ...]  # evaluation order (generic path)
+    chol_index: np.ndarray  # (L, L) positions in ext of the Cholesky factor's entries (a 0 constant elsewhere)
+    means: tuple[Expr, ...] | None  # generic path: formulas whose data slots are (N, 1) arrays
+    # linear path: mean = X @ (weights scattered to LVs), X holds one column per data term
+    x_coef: np.ndarray | None = None  # (K,) ext index of each term's parameter
+    x_factor: np.ndarray | None = None  # (K,)
+    x_target: np.ndarray | None = None  # (K, L) one-hot: which LV's mean the term belongs to
+    effects: tuple[tuple[int, int, int, float], ...] = ()  # (target LV, source LV, ext index, factor)
 
-    def __call__(self, p: dict, z: jnp.ndarray, arrays: dict) -> jnp.ndarray:
-        """z: (N or 1, R, L) standard normal draws -> latent variables (N, R, L)."""
+    def __call__(self, v: Values, z: jnp.ndarray, arrays: dict) -> jnp.ndarray:
+        """z: (N or 1, R, L) standard normal draws -> latent variables (N or 1, R, L)."""
+        dt = v.ext.dtype
+        errors = contract(z, v.ext[self.chol_index].T)
+        if self.means is None:
+            w = v.ext[self.x_coef] * jnp.asarray(self.x_factor, dt)
+            mean = contract(arrays["X"], w[:, None] * jnp.asarray(self.x_target, dt))  # (N, L)
+            level = mean[:, None, :] + errors
+            if not self.effects:
+                return level
+            # Latent-on-latent effects, applied in topological order so every source is final when used.
+            cols = [level[..., k] for k in range(len(self.names))]
+            for target, source, index, factor in self.effects:
+                cols[target] = cols[target] + factor * v.ext[index] * cols[source]
+            return jnp.stack(cols, axis=-1)
         n_people = next(iter(arrays.values())).shape[0] if arrays else z.shape[0]
-        errors = [coef(p, s) * z[..., k] for k, s in enumerate(self.scales)]
-        for b, a, value in self.correlations:
-            errors[b] = errors[b] + coef(p, value) * z[..., a]
         values: dict[str, jnp.ndarray] = {}
-        for name in self.order:
+        for name in self.order:  # generic path
             k = self.names.index(name)
-            mean = self.means[k].evaluate({**p, **arrays, **values}, jnp)
-            values[name] = jnp.broadcast_to(mean + errors[k], (n_people, z.shape[1]))
+            mean = self.means[k].evaluate({**v.scalars, **arrays, **values}, jnp)
+            values[name] = jnp.broadcast_to(mean + errors[..., k], (max(n_people, z.shape[0]), z.shape[1]))
         return jnp.stack([values[n] for n in self.names], axis=-1)
 
 
 def build_structural(
-    spec: ModelSpec, df: pd.DataFrame, panel: Panel, source: str
+    spec: ModelSpec, df: pd.DataFrame, panel: Panel, coefs: CoefTable, source: str
 ) -> tuple[Structural, dict[str, np.ndarray]]:
-    """The structural component and its data arrays (person-level covariates, (N, 1) each)."""
+    """The structural component and its data arrays (person-level covariates)."""
     names = tuple(spec.latent_variables)
+    n_lv = len(names)
     symbols = [*spec.parameters, *names]
-    arrays: dict[str, np.ndarray] = {}
+    slots: dict[str, np.ndarray] = {}
 
     def person_column(col: str) -> np.ndarray:
         values = numeric(df, col, panel.label, "a structural equation")
         return panel.person_level(values, col)[:, None]
 
     means = tuple(
-        bind(lv.mean, f"{source}: latent_variables.{name}.mean", symbols, df.columns, person_column,
-             "s", arrays)
+        bind(
+            lv.mean,
+            f"{source}: latent_variables.{name}.mean",
+            symbols,
+            df.columns,
+            person_column,
+            "s",
+            slots,
+            heavy=names,
+        )
         for name, lv in spec.latent_variables.items()
     )
-    scales = tuple(lv.scale for lv in spec.latent_variables.values())
-    corr = tuple((names.index(c.between[1]), names.index(c.between[0]), c.parameter) for c in spec.correlations)
-    return Structural(names, tuple(spec.latent_order()), means, scales, corr), arrays
+    chol = np.full((n_lv, n_lv), coefs.index(0.0), dtype=np.int32)
+    for k, lv in enumerate(spec.latent_variables.values()):
+        chol[k, k] = coefs.index(lv.scale)
+    for c in spec.correlations:
+        chol[names.index(c.between[1]), names.index(c.between[0])] = coefs.index(c.parameter)
+    order = tuple(spec.latent_order())
+    forms = [decompose(m, set(spec.parameters), set(names), set(slots)) for m in means]
+    if any(f.rest is not None for f in forms):
+        return Structural(names, order, chol, means), slots
+
+    x_cols, x_coef, x_factor, x_target = [], [], [], []
+    effects = []
+    for k, form in enumerate(forms):
+        for factor, param, slot in form.data_terms:
+            x_cols.append(np.ones(panel.n_people) if slot is None else slots[slot][:, 0])
+            x_coef.append(coefs.index(param))
+            x_factor.append(factor)
+            x_target.append(np.eye(n_lv)[k])
+        for factor, param, lv in form.lv_terms:
+            effects.append((k, names.index(lv), coefs.index(param), factor))
+    rank = {name: i for i, name in enumerate(order)}
+    effects.sort(key=lambda e: rank[names[e[0]]])
+    x = np.stack(x_cols, axis=1) if x_cols else np.zeros((panel.n_people, 0))
+    structural = Structural(
+        names,
+        order,
+        chol,
+        None,
+        x_coef=np.asarray(x_coef, dtype=np.int32),
+        x_factor=np.asarray(x_factor, dtype=float),
+        x_target=np.asarray(x_target, dtype=float).reshape(-1, n_lv),
+        effects=tuple(effects),
+    )
+    return structural, {"X": x}

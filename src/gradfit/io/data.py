@@ -61,7 +61,9 @@ def _evaluate(expr, df: pd.DataFrame, where: str) -> np.ndarray:
     except FormulaError:
         raise
     except TypeError as exc:
-        raise FormulaError(f"{where}: cannot evaluate {expr.text!r}: {exc}; is a text column used in arithmetic?") from None
+        raise FormulaError(
+            f"{where}: cannot evaluate {expr.text!r}: {exc}; is a text column used in arithmetic?"
+        ) from None
     return np.broadcast_to(np.asarray(value, dtype=float), (len(df),)).copy()
 
 
