@@ -30,5 +30,9 @@ def simulate(
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "data.csv", sim.data.to_csv(index=False))
     atomic_write_text(out / "truth.json", json.dumps(sim.truth, indent=1) + "\n")
-    atomic_write_text(out / "seed_iclv.yaml", yaml.safe_dump(sim.spec, sort_keys=False, width=120))
+    header = (
+        f"# Written by `gradfit simulate --people {people} --tasks {tasks} --draws {draws} --seed {seed}`:\n"
+        "# the spec that estimates the synthetic data in data.csv (true values in truth.json).\n"
+    )
+    atomic_write_text(out / "seed_iclv.yaml", header + yaml.safe_dump(sim.spec, sort_keys=False, width=120))
     print(out / "seed_iclv.yaml")
