@@ -35,6 +35,10 @@ def select_device(kind: str):
         ) from None
 
 
+# Elements (people x draws x widest component) processed at once when building the Hessian column by column.
+HESSIAN_BATCH_ELEMENTS = 50_000_000
+
+
 class Model:
     """An ICLV model ready to evaluate and estimate.
 
@@ -59,10 +63,30 @@ class Model:
         self._layout = lik.layout
         self._f = jax.jit(lik.total)
         self._vg = jax.jit(jax.value_and_grad(lik.total))
-        self._hess = jax.jit(jax.hessian(lik.total))
+        self._hess = jax.jit(self._hessian_fn())
         self._per_person = jax.jit(lik.per_person)
         self._scores = jax.jit(self._score_fn())
         self._choice_ll = jax.jit(lik.choice_only) if lik.choice is not None else None
+
+    def _hessian_fn(self):
+        """Exact Hessian as Hessian-vector products (forward over reverse), a batch of columns at a time.
+
+        jax.hessian would push all P directions through the model at once, holding P copies of the gradient's
+        intermediates (gigabytes at the seed's size); batches keep memory near a few gradients' worth.
+        """
+        total = self._built.likelihood.total
+        grad = jax.grad(total)
+        n_params = len(self._layout.free)
+        batch = int(np.clip(HESSIAN_BATCH_ELEMENTS // max(self._built.elements, 1), 1, max(n_params, 1)))
+
+        def hessian(theta, arrays):
+            def column(direction):
+                return jax.jvp(lambda t: grad(t, arrays), (theta,), (direction,))[1]
+
+            h = jax.lax.map(column, jnp.eye(n_params, dtype=theta.dtype), batch_size=batch)
+            return 0.5 * (h + h.T)
+
+        return hessian
 
     def _score_fn(self):
         """Per-person gradients in one batched reverse pass: people are independent, so vmap over them."""

@@ -31,6 +31,7 @@ class Built:
     arrays: dict  # pytree of numpy arrays: data, draws, weights
     panel: Panel
     null_choice_ll: float | None
+    elements: int  # people x draws x widest component: the size of the likelihood's elementwise work
 
 
 def integration_nodes(spec: ModelSpec, n_people: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,8 +74,9 @@ def build(spec: ModelSpec, df: pd.DataFrame, source: str = "spec") -> Built:
     }
     null = None if choice is None else choice.null_loglikelihood(c_arrays)
     widest = max([len(g.names) for g in groups] + [panel.max_rows * len(spec.choice.alternatives) if choice else 0])
-    remat = panel.n_people * draws.shape[1] * widest > REMAT_ELEMENTS
-    return Built(spec, Likelihood(layout, structural, tuple(groups), choice, remat), arrays, panel, null)
+    elements = panel.n_people * draws.shape[1] * widest
+    likelihood = Likelihood(layout, structural, tuple(groups), choice, remat=elements > REMAT_ELEMENTS)
+    return Built(spec, likelihood, arrays, panel, null, elements)
 
 
 def to_device(arrays: dict, dtype, device=None) -> dict:
