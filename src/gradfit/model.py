@@ -54,7 +54,7 @@ class Model:
         self.spec: ModelSpec = spec
         t0 = time.perf_counter()
         frame = load_data(spec.data, data, source=spec.name)
-        self._built = build(spec, frame, source=spec.name)
+        self._built = build(spec, frame, source=spec.name, label=None if data is None else "data (DataFrame)")
         self.device = select_device(spec.estimation.device)
         self.dtype = jnp.float64 if spec.estimation.precision == "float64" else jnp.float32
         self._arrays = to_device(self._built.arrays, self.dtype, self.device)

@@ -60,9 +60,7 @@ def test_shape_dtype_and_open_unit_interval(kind: str) -> None:
     dim=st.integers(1, 7),
     seed=st.integers(0, 2**40),
 )
-def test_any_size_is_in_open_unit_interval(
-    kind: str, n_people: int, n_draws: int, dim: int, seed: int
-) -> None:
+def test_any_size_is_in_open_unit_interval(kind: str, n_people: int, n_draws: int, dim: int, seed: int) -> None:
     u = uniform_draws(kind, n_people, n_draws, dim, seed=seed)
     assert u.shape == (n_people, n_draws, dim)
     assert np.all((u > 0.0) & (u < 1.0))
@@ -70,9 +68,7 @@ def test_any_size_is_in_open_unit_interval(
 
 @pytest.mark.parametrize("kind", DRAW_TYPES)
 def test_same_seed_same_draws(kind: str) -> None:
-    np.testing.assert_array_equal(
-        uniform_draws(kind, 5, 20, 3, seed=42), uniform_draws(kind, 5, 20, 3, seed=42)
-    )
+    np.testing.assert_array_equal(uniform_draws(kind, 5, 20, 3, seed=42), uniform_draws(kind, 5, 20, 3, seed=42))
 
 
 @pytest.mark.parametrize("kind", SEEDED)
@@ -84,9 +80,7 @@ def test_different_seeds_differ_in_every_dimension(kind: str) -> None:
 
 
 def test_halton_ignores_seed() -> None:
-    np.testing.assert_array_equal(
-        uniform_draws("halton", 3, 10, 2, seed=0), uniform_draws("halton", 3, 10, 2, seed=9)
-    )
+    np.testing.assert_array_equal(uniform_draws("halton", 3, 10, 2, seed=0), uniform_draws("halton", 3, 10, 2, seed=9))
 
 
 @pytest.mark.parametrize("kind", QMC)
@@ -104,9 +98,7 @@ def test_one_sequence_shared_out_person_by_person(kind: str) -> None:
 def test_halton_radical_inverse_textbook_values() -> None:
     seq = _halton_points(8, 2, skip=0, rng=None)
     np.testing.assert_array_equal(seq[:, 0], [1 / 2, 1 / 4, 3 / 4, 1 / 8, 5 / 8, 3 / 8, 7 / 8, 1 / 16])
-    np.testing.assert_allclose(
-        seq[:, 1], [1 / 3, 2 / 3, 1 / 9, 4 / 9, 7 / 9, 2 / 9, 5 / 9, 8 / 9], rtol=0, atol=1e-16
-    )
+    np.testing.assert_allclose(seq[:, 1], [1 / 3, 2 / 3, 1 / 9, 4 / 9, 7 / 9, 2 / 9, 5 / 9, 8 / 9], rtol=0, atol=1e-16)
 
 
 def test_halton_draws_skip_the_first_points() -> None:

@@ -19,9 +19,7 @@ def expect(f, n_points: int, dim: int) -> float:
     return float(np.exp(log_weights) @ f(nodes))
 
 
-@pytest.mark.parametrize(
-    ("n_points", "dim"), [(1, 1), (2, 1), (7, 1), (100, 1), (5, 2), (30, 2), (4, 3), (12, 3)]
-)
+@pytest.mark.parametrize(("n_points", "dim"), [(1, 1), (2, 1), (7, 1), (100, 1), (5, 2), (30, 2), (4, 3), (12, 3)])
 def test_shapes_and_weights_sum_to_one(n_points: int, dim: int) -> None:
     nodes, log_weights = gauss_hermite_normal(n_points, dim)
     assert nodes.shape == (n_points**dim, dim)

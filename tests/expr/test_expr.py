@@ -269,9 +269,9 @@ def _extend_rich(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         st.tuples(st.sampled_from(["-", "+", "not ", "!"]), children).map(lambda t: f"{t[0]}({t[1]})"),
         st.tuples(st.sampled_from(["exp", "log", "sqrt", "abs"]), children).map(lambda t: f"{t[0]}({t[1]})"),
         st.lists(children, min_size=2, max_size=3).map(lambda args: f"max({', '.join(args)})"),
-        st.tuples(
-            st.sampled_from(["a", "b"]), st.sampled_from(["==", "!="]), st.text("xy'\"\\ ", max_size=4)
-        ).map(lambda t: f"{t[0]} {t[1]} {_string_literal(t[2])}"),
+        st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["==", "!="]), st.text("xy'\"\\ ", max_size=4)).map(
+            lambda t: f"{t[0]} {t[1]} {_string_literal(t[2])}"
+        ),
     )
 
 
@@ -383,9 +383,7 @@ def test_partial_folds_data_subtrees_then_jax_matches_direct() -> None:
     p = e.partial(data)
     assert p.names == {"ASC", "B", "C", "LV", "BI", "BA"}
     assert p.text == e.text
-    expected = (
-        "ASC + B * exp(C * LV) * <array shape (5,)> + BI * <array shape (5,)> + BA * <array shape (5,)>"
-    )
+    expected = "ASC + B * exp(C * LV) * <array shape (5,)> + BI * <array shape (5,)> + BA * <array shape (5,)>"
     assert str(p) == expected
     direct = e.evaluate({**data, **params}, xp=jnp)
     np.testing.assert_allclose(np.asarray(p.evaluate(params, xp=jnp)), np.asarray(direct), rtol=1e-13)
@@ -403,9 +401,7 @@ def test_partial_folds_constants_and_whole_formulas() -> None:
     assert p == parse("x * 7")
     assert p.partial({}) == p
     whole = parse("a + b").partial({"a": 1.0, "b": 2.0})
-    assert (
-        isinstance(whole, Const) and whole.value == 3.0 and whole.is_constant and whole.names == frozenset()
-    )
+    assert isinstance(whole, Const) and whole.value == 3.0 and whole.is_constant and whole.names == frozenset()
     untouched = parse("a + b")
     assert untouched.partial({"c": 1.0}) == untouched
 

@@ -22,6 +22,7 @@ app.command()(simulate)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 success, 2 user error, 1 internal error raised as a traceback)."""
     try:
         app(args=argv, standalone_mode=False)
     except GradfitError as exc:
@@ -29,14 +30,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (typer.Exit, SystemExit) as exc:
         return int(getattr(exc, "exit_code", getattr(exc, "code", 0)) or 0)
-    except Exception as exc:  # click usage errors are user errors too
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return 2
-        if isinstance(exc, click.exceptions.Abort):
+    except Exception as exc:
+        # Usage errors (unknown option, bad value) come from typer's click; which click that is differs between
+        # typer releases (some vendor their own), so recognise them by their interface, not their class.
+        if type(exc).__name__ == "Abort":
             return 130
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            print(f"error: {exc.format_message()}".replace("\n", " "), file=sys.stderr)
+            return int(exc.exit_code) or 2
         raise
     return 0
 

@@ -62,9 +62,12 @@ def log_ordered(a: jax.Array, b: jax.Array, has_lower: jax.Array, has_upper: jax
 
     `has_lower` / `has_upper` are False for the first / last category (bound at -inf / +inf); the bound
     values there are ignored. An open end is replaced by ∓BIG through `where`, so it carries no gradient and
-    every case is one `log_interval`: two log-CDFs and one log1mexp per observation.
+    every case is one `log_interval`: two log-CDFs and one log1mexp per observation. The stand-in lies BIG
+    beyond the finite bound (and beyond 0), so it stays outside even when that bound is itself far out.
     """
-    return log_interval(jnp.where(has_lower, a, -_BIG), jnp.where(has_upper, b, _BIG), link)
+    lo = jnp.where(has_lower, a, jax.lax.stop_gradient(jnp.minimum(b, 0.0)) - _BIG)
+    hi = jnp.where(has_upper, b, jax.lax.stop_gradient(jnp.maximum(a, 0.0)) + _BIG)
+    return log_interval(lo, hi, link)
 
 
 def log_normal_density(y: jax.Array, mu: jax.Array, sigma: jax.Array) -> jax.Array:

@@ -16,7 +16,7 @@ from gradfit.iclv.data import Panel, make_panel
 from gradfit.iclv.likelihood import Likelihood
 from gradfit.iclv.measurement import build_measurement
 from gradfit.iclv.params import CoefTable, ParamLayout
-from gradfit.iclv.spec import ModelSpec
+from gradfit.iclv.spec import ModelSpec, used_names
 from gradfit.iclv.structural import build_structural
 
 # Above this many elements per component (people x draws x indicators, or x rows x alternatives), the
@@ -47,7 +47,8 @@ def integration_nodes(spec: ModelSpec, n_people: int) -> tuple[np.ndarray, np.nd
     return z, np.full(integ.n, -np.log(integ.n))
 
 
-def build(spec: ModelSpec, df: pd.DataFrame, source: str = "spec") -> Built:
+def build(spec: ModelSpec, df: pd.DataFrame, source: str = "spec", label: str | None = None) -> Built:
+    """`label` names the data in messages (default: the spec's data file)."""
     if not spec.indicators and spec.choice is None:
         raise SpecError(f"{source}: the model has neither indicators nor a choice model; add at least one")
     clash = sorted((set(spec.parameters) | set(spec.latent_variables)) & set(map(str, df.columns)))
@@ -55,13 +56,21 @@ def build(spec: ModelSpec, df: pd.DataFrame, source: str = "spec") -> Built:
         raise SpecError(
             f"{source}: {clash[0]!r} is both a data column and a parameter/latent variable name; rename one"
         )
-    panel = make_panel(df, spec.data.person, label=spec.data.path)
+    panel = make_panel(df, spec.data.person, label=label or spec.data.path)
     layout = ParamLayout.from_spec(spec)
     coefs = CoefTable(layout)
     coefs.index(0.0)  # the filler of sparse coefficient matrices
     structural, s_arrays = build_structural(spec, df, panel, coefs, source)
     groups, m_arrays = build_measurement(spec, df, panel, coefs, source)
     choice, c_arrays = (None, {}) if spec.choice is None else build_choice(spec, df, panel, coefs, source)
+    # Checked after the formulas are bound, so that a misspelt name is reported as such, not as an unused parameter.
+    used = used_names(spec)
+    unused = [n for n, p in spec.parameters.items() if not p.fixed and n not in used]
+    if unused:
+        raise SpecError(
+            f"{source}: parameters.{unused[0]}: free parameter not used anywhere in the model (it would be "
+            "unidentified); use it, fix it (fixed: true) or remove it"
+        )
     draws, log_w = integration_nodes(spec, panel.n_people)
     arrays = {
         "draws": draws,

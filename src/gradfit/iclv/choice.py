@@ -77,7 +77,7 @@ def build_choice(spec: ModelSpec, df: pd.DataFrame, panel: Panel, coefs: CoefTab
 
     def row_column(col: str) -> np.ndarray:
         raw = df[col].to_numpy()
-        if raw.dtype == object and any(isinstance(v, str) for v in raw[:1000]):
+        if raw.dtype == object and _is_text(raw):
             return panel.pad(raw.astype(object), "")[:, None, :]  # text: only for comparisons with strings
         return panel.pad(numeric(df, col, label, "a utility or availability formula"), 0.0)[:, None, :]
 
@@ -145,6 +145,12 @@ def build_choice(spec: ModelSpec, df: pd.DataFrame, panel: Panel, coefs: CoefTab
     return choice, arrays
 
 
+def _is_text(values: np.ndarray) -> bool:
+    """A text column holds no numbers at all; a numeric column with a stray word is bad data, not text."""
+    present = pd.Series(values).dropna()
+    return len(present) > 0 and pd.to_numeric(present, errors="coerce").isna().all()
+
+
 def _linearise(spec: ModelSpec, utilities, slots, panel: Panel, coefs: CoefTable) -> tuple[Choice, np.ndarray]:
     lvs = tuple(spec.latent_variables)
     n_alt = len(utilities)
@@ -170,10 +176,10 @@ def _linearise(spec: ModelSpec, utilities, slots, panel: Panel, coefs: CoefTable
         latent=lvs,
         x_coef=np.asarray(x_coef, dtype=np.int32),
         x_factor=np.asarray(x_factor, dtype=float),
-        x_target=np.asarray(x_target, dtype=float).reshape(-1, n_alt),
+        x_target=np.asarray(x_target, dtype=float).reshape(len(x_target), n_alt),
         c_coef=np.asarray(c_coef, dtype=np.int32),
         c_factor=np.asarray(c_factor, dtype=float),
-        c_target=np.asarray(c_target, dtype=float).reshape(-1, len(lvs), n_alt),
+        c_target=np.asarray(c_target, dtype=float).reshape(len(c_target), len(lvs), n_alt),
         rest=tuple(rest),
     )
     return choice, x

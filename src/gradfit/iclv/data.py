@@ -57,10 +57,15 @@ class Panel:
             rows = self.file_rows[self.person == p]
             raise DataError(
                 f"{self.label}: column {column!r} is person-level but varies within person "
-                f"{self.person_ids[p]!r} (rows {rows[0]}-{rows[-1]}); make it constant per person or declare "
+                f"{_plain(self.person_ids[p])!r} (rows {rows[0]}-{rows[-1]}); make it constant per person or declare "
                 "it row-level"
             )
         return lo
+
+
+def _plain(value):
+    """A numpy scalar as the Python value a user would write (7, not np.int64(7))."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def make_panel(df: pd.DataFrame, person_column: str, label: str) -> Panel:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gradfit.errors import SpecError
 from gradfit.expr import parse
@@ -20,6 +20,9 @@ INDICATOR_TYPES = ("ordered_probit", "ordered_logit", "normal", "binary_logit")
 
 # A coefficient in the measurement equations: a number (fixed) or the name of a parameter.
 Coef = float | str
+
+# A formula; a bare number in YAML (`utility: 0`) is the constant formula.
+Formula = Annotated[str | float, AfterValidator(lambda v: v if isinstance(v, str) else repr(float(v)))]
 
 
 class _Strict(BaseModel):
@@ -35,10 +38,10 @@ class DataSpec(_Strict):
     )
     separator: str | None = Field(None, description="CSV field separator; default: detect (comma, tab or semicolon).")
     person: str = Field(description="Column identifying the person (panel unit); rows of a person share draws.")
-    filter: str | None = Field(
+    filter: Formula | None = Field(
         None, description="Formula over data columns; rows where it is false (0) are dropped before use."
     )
-    derived: dict[str, str] = Field(
+    derived: dict[str, Formula] = Field(
         default_factory=dict,
         description="New columns defined by formulas over data columns (and earlier derived columns), in order.",
     )
@@ -66,7 +69,7 @@ class ParameterSpec(_Strict):
 class LatentVariableSpec(_Strict):
     """Structural equation: LV = mean(covariates, other LVs, parameters) + error."""
 
-    mean: str = Field(
+    mean: Formula = Field(
         "0",
         description="Formula for the systematic part: person-level data columns, parameters and other latent "
         "variables (the graph must be acyclic).",
@@ -119,8 +122,8 @@ class IndicatorSpec(_Strict):
 
 class AlternativeSpec(_Strict):
     code: float = Field(description="Value of the choice column that means this alternative was chosen.")
-    utility: str = Field(description="Formula: data columns, parameters and latent variables.")
-    available: str = Field("1", description="Formula over data columns; 0 means not available.")
+    utility: Formula = Field(description="Formula: data columns, parameters and latent variables.")
+    available: Formula = Field("1", description="Formula over data columns; 0 means not available.")
 
 
 class ChoiceSpec(_Strict):
@@ -158,10 +161,12 @@ class EstimationSpec(_Strict):
 class ModelSpec(_Strict):
     """An integrated choice and latent variable (ICLV) model."""
 
-    name: str = Field(description="Model name (used for run folders).", pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(description="Model name, used in messages and reports.", pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     data: DataSpec
-    parameters: dict[str, ParameterSpec] = Field(description="name -> start value or {start, fixed, lower, upper}.")
+    parameters: dict[str, ParameterSpec | float] = Field(
+        description="name -> start value or {start, fixed, lower, upper}."
+    )
     latent_variables: dict[str, LatentVariableSpec] = Field(default_factory=dict)
     correlations: list[CorrelationSpec] = Field(default_factory=list)
     thresholds: dict[str, ThresholdSpec] = Field(default_factory=dict)
@@ -170,15 +175,11 @@ class ModelSpec(_Strict):
     integration: IntegrationSpec = IntegrationSpec()
     estimation: EstimationSpec = EstimationSpec()
 
-    @field_validator("parameters", mode="before")
+    @field_validator("parameters", mode="after")
     @classmethod
-    def _bare_numbers(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {
-                k: ({"start": v} if isinstance(v, int | float) and not isinstance(v, bool) else v)
-                for k, v in value.items()
-            }
-        return value
+    def _bare_numbers(cls, value: dict) -> dict:
+        # After validation every entry is a ParameterSpec: a bare number is its start value.
+        return {k: v if isinstance(v, ParameterSpec) else ParameterSpec(start=v) for k, v in value.items()}
 
     @model_validator(mode="after")
     def _references(self) -> ModelSpec:
@@ -240,6 +241,8 @@ def _check_references(spec: ModelSpec) -> None:
         if ordered and ind.thresholds not in spec.thresholds:
             hint = _closest(ind.thresholds, list(spec.thresholds))
             raise ValueError(f"{where}.thresholds: unknown thresholds {ind.thresholds!r}{hint}")
+        if ind.levels is not None and any(b <= a for a, b in zip(ind.levels, ind.levels[1:], strict=False)):
+            raise ValueError(f"{where}.levels: list the levels in increasing order, each once")
         if ind.type == "binary_logit" and ind.levels is not None and len(ind.levels) != 2:
             raise ValueError(f"{where}.levels: a binary indicator has exactly two levels [no, yes]")
         if ordered and ind.levels is not None:
@@ -266,6 +269,23 @@ def _check_references(spec: ModelSpec) -> None:
             "use Monte Carlo draws such as sobol"
         )
     _topological(spec)
+
+
+def used_names(spec: ModelSpec) -> set[str]:
+    """Every name the model's formulas and coefficients refer to."""
+    used: set[str] = set()
+    formulas = [lv.mean for lv in spec.latent_variables.values()]
+    if spec.choice is not None:
+        formulas += [a.utility for a in spec.choice.alternatives.values()]
+    for f in formulas:
+        used |= parse(f).names
+    coefs = [lv.scale for lv in spec.latent_variables.values()] + [c.parameter for c in spec.correlations]
+    for ind in spec.indicators.values():
+        coefs += [ind.intercept, ind.scale, *ind.loadings.values()]
+    for name, th in spec.thresholds.items():
+        if any(i.thresholds == name for i in spec.indicators.values()):
+            coefs += list(th.parameters)
+    return used | {c for c in coefs if isinstance(c, str)}
 
 
 def n_thresholds(th: ThresholdSpec, n_levels: int | None = None) -> int:

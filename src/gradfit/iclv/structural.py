@@ -115,7 +115,7 @@ def build_structural(
         None,
         x_coef=np.asarray(x_coef, dtype=np.int32),
         x_factor=np.asarray(x_factor, dtype=float),
-        x_target=np.asarray(x_target, dtype=float).reshape(-1, n_lv),
+        x_target=np.asarray(x_target, dtype=float).reshape(len(x_target), n_lv),
         effects=tuple(effects),
     )
     return structural, {"X": x}

@@ -35,7 +35,7 @@ def load_data(spec: DataSpec, frame: pd.DataFrame | None = None, source: str = "
     messages about bad values can point at the row a user sees in their data.
     """
     df = read_table(spec.path, spec.format, spec.separator) if frame is None else frame.copy()
-    label = spec.path if frame is None else "data"
+    label = spec.path if frame is None else "data (DataFrame)"
     df = df.reset_index(drop=True)
     df["__row__"] = np.arange(1, len(df) + 1)
     if spec.person not in df.columns:
