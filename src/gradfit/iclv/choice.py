@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from gradfit.core.logprob import contract, log_softmax_chosen
+from gradfit.core.logprob import log_softmax_chosen
 from gradfit.errors import DataError
 from gradfit.expr import Expr
 from gradfit.iclv.data import Panel, numeric
@@ -36,27 +37,40 @@ class Choice:
     c_target: np.ndarray  # (M, L, J) one-hot
     rest: tuple[Expr | None, ...]  # per alternative; data slots are (N, 1, T), LVs enter as (N, R, 1)
 
+    def _data_and_latent(self, v: Values, eta: jnp.ndarray, arrays: dict) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """The two linear parts: data terms (N, T, J) and latent-variable terms (N, R, J)."""
+        dt = v.ext.dtype
+        w = v.ext[self.x_coef] * jnp.asarray(self.x_factor, dt)
+        v_data = arrays["X"] @ (w[:, None] * jnp.asarray(self.x_target, dt))
+        g = v.ext[self.c_coef] * jnp.asarray(self.c_factor, dt)
+        c = (g[:, None, None] * jnp.asarray(self.c_target, dt)).sum(axis=0)  # (L, J)
+        return v_data, eta @ c
+
     def utility_matrix(self, v: Values, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """(N, R, T, J) utilities."""
-        dt = v.ext.dtype
         n, t = arrays["mask"].shape
-        w = v.ext[self.x_coef] * jnp.asarray(self.x_factor, dt)
-        util = contract(arrays["X"], w[:, None] * jnp.asarray(self.x_target, dt))[:, None]  # (N, 1, T, J)
-        if self.c_coef.size:
-            g = v.ext[self.c_coef] * jnp.asarray(self.c_factor, dt)
-            c = (g[:, None, None] * jnp.asarray(self.c_target, dt)).sum(axis=0)  # (L, J)
-            util = util + contract(eta, c)[:, :, None, :]  # (N, R, 1, J)
+        v_data, v_latent = self._data_and_latent(v, eta, arrays)
+        util = v_data[:, None] + v_latent[:, :, None, :]
         if any(r is not None for r in self.rest):
             env = {**v.scalars, **arrays["slots"]}
             env.update({name: eta[..., l][:, :, None] for l, name in enumerate(self.latent)})
             shape = (n, eta.shape[1], t)
-            zero = jnp.zeros((), dt)
+            zero = jnp.zeros((), v.ext.dtype)
             parts = [jnp.broadcast_to(zero if r is None else r.evaluate(env, jnp), shape) for r in self.rest]
             util = util + jnp.stack(parts, axis=-1)
         return jnp.broadcast_to(util, (n, eta.shape[1], t, len(self.alternatives)))
 
     def loglik(self, v: Values, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """(N, R): sum over the person's rows of log P(chosen alternative)."""
+        if all(r is None for r in self.rest):
+            v_data, v_latent = self._data_and_latent(v, eta, arrays)
+            fast, exact = _factored_loglik(v_data, v_latent, arrays)
+            # Exact unless a denominator underflowed (utility gaps of hundreds in both parts at once): then, and
+            # only then, the direct computation runs instead.
+            return jax.lax.cond(exact, lambda: fast, lambda: self._direct(v, eta, arrays))
+        return self._direct(v, eta, arrays)
+
+    def _direct(self, v: Values, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         u = self.utility_matrix(v, eta, arrays)
         lp = log_softmax_chosen(u, arrays["available"][:, None], arrays["chosen"][:, None])
         return jnp.where(arrays["mask"][:, None], lp, 0.0).sum(axis=-1)
@@ -66,6 +80,32 @@ class Choice:
         """LL of equal probabilities over the available alternatives (the choice part's null model)."""
         n_avail = np.asarray(arrays["available"]).sum(axis=-1)
         return float(-np.log(n_avail[np.asarray(arrays["mask"])]).sum())
+
+
+def _factored_loglik(v_data: jnp.ndarray, v_latent: jnp.ndarray, arrays: dict) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Panel logit log-likelihood (N, R) when utility = data part (N, T, J) + latent part (N, R, J).
+
+    exp(V) = exp(V_data) exp(V_latent), so each denominator sum_j exp(V_ntj + V_nrj) is a small matrix product
+    of two exponentiated factors, each shifted by its own maximum: the people x draws x rows x alternatives
+    array of the direct form is never built, and only one log per person, draw and row remains. The second
+    output is False if some denominator underflowed (then the caller uses the direct form).
+    """
+    avail, chosen, mask = arrays["available"], arrays["chosen"], arrays["mask"]
+    top_data = jax.lax.stop_gradient(jnp.max(jnp.where(avail, v_data, -jnp.inf), axis=-1, keepdims=True))
+    top_latent = jax.lax.stop_gradient(jnp.max(v_latent, axis=-1, keepdims=True))
+    a = jnp.where(avail, jnp.exp(v_data - top_data), 0.0)  # (N, T, J)
+    b = jnp.exp(v_latent - top_latent)  # (N, R, J)
+    s = jnp.einsum("nrj,ntj->nrt", b, a)
+    tiny = jnp.finfo(s.dtype).tiny * 1e6
+    s_safe = jnp.where(mask[:, None], s, 1.0)
+    exact = jnp.all(s_safe > tiny)
+    weight = jnp.where(mask, 1.0, 0.0)
+    picked_data = (jnp.where(chosen, v_data, 0.0).sum(-1) * weight).sum(-1)  # (N,)
+    counts = (jnp.where(chosen, 1.0, 0.0) * weight[..., None]).sum(axis=1)  # (N, J): choices of each alternative
+    picked_latent = (v_latent * counts[:, None, :]).sum(-1)  # (N, R)
+    log_den = jnp.log(jnp.maximum(s_safe, tiny)).sum(-1) + (top_data[..., 0] * weight).sum(-1)[:, None]
+    log_den = log_den + top_latent[..., 0] * weight.sum(-1)[:, None]
+    return picked_data[:, None] + picked_latent - log_den, exact
 
 
 def build_choice(spec: ModelSpec, df: pd.DataFrame, panel: Panel, coefs: CoefTable, source: str) -> tuple[Choice, dict]:

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from gradfit.core.logprob import contract, log_binary_logit, log_normal_density, log_ordered
+from gradfit.core.logprob import log_binary_logit, log_normal_density, ordered_loglik
 from gradfit.errors import DataError
 from gradfit.iclv.data import Panel, column
 from gradfit.iclv.params import CoefTable, Values
@@ -50,7 +50,7 @@ class IndicatorGroup:
     def loglik(self, v: Values, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """eta (N, R, L) -> summed log-probabilities of the group's indicators, (N, R)."""
         a = arrays[self.key]
-        mu = v.ext[self.intercept_index] + contract(eta, v.ext[self.loading_index].T)  # (N, R, K)
+        mu = v.ext[self.intercept_index] + eta @ v.ext[self.loading_index].T  # (N, R, K)
         sigma = v.ext[self.scale_index]
         if not self.person_level:
             mu = mu[:, :, None, :]  # (N, R, 1, K) against row data (N, 1, T, K)
@@ -64,7 +64,8 @@ class IndicatorGroup:
             lo = jnp.where(a["lo"], tau, 0.0).sum(axis=-1)
             hi = jnp.where(a["hi"], tau, 0.0).sum(axis=-1)
             link = "probit" if self.kind == "ordered_probit" else "logit"
-            lp = log_ordered((lo - mu) / sigma, (hi - mu) / sigma, a["has_lo"], a["has_hi"], link)
+            full = jnp.broadcast_shapes(mu.shape, lo.shape)
+            return ordered_loglik(jnp.broadcast_to(mu, full), lo, hi, sigma, a["has_lo"], a["has_hi"], a["obs"], link)
         lp = jnp.where(a["obs"], lp, 0.0)
         return lp.sum(axis=-1) if self.person_level else lp.sum(axis=(-2, -1))
 

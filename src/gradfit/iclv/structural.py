@@ -14,7 +14,6 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from gradfit.core.logprob import contract
 from gradfit.expr import Expr
 from gradfit.iclv.data import Panel, numeric
 from gradfit.iclv.formulas import bind
@@ -38,10 +37,10 @@ class Structural:
     def __call__(self, v: Values, z: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """z: (N or 1, R, L) standard normal draws -> latent variables (N or 1, R, L)."""
         dt = v.ext.dtype
-        errors = contract(z, v.ext[self.chol_index].T)
+        errors = z @ v.ext[self.chol_index].T
         if self.means is None:
             w = v.ext[self.x_coef] * jnp.asarray(self.x_factor, dt)
-            mean = contract(arrays["X"], w[:, None] * jnp.asarray(self.x_target, dt))  # (N, L)
+            mean = arrays["X"] @ (w[:, None] * jnp.asarray(self.x_target, dt))  # (N, L)
             level = mean[:, None, :] + errors
             if not self.effects:
                 return level
