@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
+import gradfit
 from conftest import perturbed, rich_spec
 
 
@@ -154,3 +155,15 @@ def test_loglikelihood_and_gradient_finite_at_extreme_values(rich_model, update)
     assert np.isfinite(ll)
     bad = [n for n, v in g.items() if not np.isfinite(v)]
     assert not bad, f"non-finite gradient for {bad}"
+
+
+def test_float32_precision_agrees_with_float64(rich_frame):
+    """precision: float32 computes the same model in single precision: LL and gradient close to float64."""
+    spec32 = rich_spec()
+    spec32["estimation"] = {"precision": "float32"}
+    m64, m32 = gradfit.Model(rich_spec(), data=rich_frame), gradfit.Model(spec32, data=rich_frame)
+    ll64, ll32 = m64.loglikelihood(), m32.loglikelihood()
+    assert np.isfinite(ll32) and abs(ll32 - ll64) <= 1e-4 * abs(ll64)
+    g64, g32 = m64.gradient(), m32.gradient()
+    scale = max(abs(v) for v in g64.values())
+    assert all(abs(g32[k] - g64[k]) <= 1e-3 * scale for k in g64)

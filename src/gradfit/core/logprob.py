@@ -151,7 +151,7 @@ def _softmax_parts(utilities, available, chosen):
     # A one-hot sum rather than take_along_axis: elementwise both ways instead of a gather and a scatter.
     picked = jnp.where(chosen, utilities, 0.0).sum(axis=-1)
     value = picked - (top + jnp.log(total))[..., 0]
-    return value, jnp.where(chosen, 1.0, 0.0) - e / total
+    return value, chosen.astype(utilities.dtype) - e / total
 
 
 @log_softmax_chosen.defjvp

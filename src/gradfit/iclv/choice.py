@@ -99,9 +99,9 @@ def _factored_loglik(v_data: jnp.ndarray, v_latent: jnp.ndarray, arrays: dict) -
     tiny = jnp.finfo(s.dtype).tiny * 1e6
     s_safe = jnp.where(mask[:, None], s, 1.0)
     exact = jnp.all(s_safe > tiny)
-    weight = jnp.where(mask, 1.0, 0.0)
+    weight = mask.astype(v_data.dtype)
     picked_data = (jnp.where(chosen, v_data, 0.0).sum(-1) * weight).sum(-1)  # (N,)
-    counts = (jnp.where(chosen, 1.0, 0.0) * weight[..., None]).sum(axis=1)  # (N, J): choices of each alternative
+    counts = (chosen.astype(v_data.dtype) * weight[..., None]).sum(axis=1)  # (N, J): choices of each alternative
     picked_latent = (v_latent * counts[:, None, :]).sum(-1)  # (N, R)
     log_den = jnp.log(jnp.maximum(s_safe, tiny)).sum(-1) + (top_data[..., 0] * weight).sum(-1)[:, None]
     log_den = log_den + top_latent[..., 0] * weight.sum(-1)[:, None]
