@@ -165,7 +165,6 @@ def log_mean_exp(x: jax.Array, log_weights: jax.Array, axis: int = -1) -> jax.Ar
     return logsumexp(x + log_weights, axis=axis)
 
 
-
 def _open_ends(lo, hi, has_lower, has_upper):
     """Finite stand-ins for open category bounds, BIG beyond the finite bound and beyond 0."""
     lo = jnp.where(has_lower, lo, jnp.minimum(hi, 0.0) - _BIG)
@@ -179,17 +178,19 @@ def _ordered_forward(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, 
     value, d_a, d_b = (_logit_parts if link == "logit" else _probit_parts)(a, b)
     d_a = jnp.where(observed & has_lower, d_a, 0.0)  # open ends and missing answers carry no gradient
     d_b = jnp.where(observed & has_upper, d_b, 0.0)
-    total = jnp.where(observed, value, 0.0).sum(axis=tuple(range(2, mu.ndim)))
+    total = jnp.where(observed, value, 0.0).sum(axis=tuple(range(1, mu.ndim - 1)))
     return total, (d_a, d_b, d_a * a + d_b * b, inv)
 
 
 def ordered_loglik(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, link: Link):
-    """Summed log-probabilities of ordered responses, (N, R), from mu (N, R, ..., K).
+    """Summed log-probabilities of ordered responses, (N, R), from mu (N, ..., K, R) with draws last.
 
-    mu must have the full shape (no broadcast axes); lo_tau / hi_tau (N, 1, ..., K) are each response's two thresholds, sigma (K,) the scales; masks as in
-    `log_ordered`. Its reverse-mode derivative is written by hand: the elementwise partials from the forward
-    pass are kept, and every reduction over draws or people is a contraction (a dot) rather than the
-    transpose of a broadcast, which XLA's CPU backend reduces slowly.
+    mu has its full shape (no broadcast axes); lo_tau / hi_tau (N, ..., K, 1) are each response's two
+    thresholds, sigma (K, 1) the scales, the masks (N, ..., K, 1) as in `log_ordered`.
+
+    Draws sit on the last axis because every data array is then constant along the innermost loop, which
+    XLA's CPU backend vectorises, and every reduction over draws runs along contiguous memory. The reverse
+    pass is written by hand from the elementwise partials the forward pass keeps.
     """
     return _ordered(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, link)
 
@@ -206,14 +207,13 @@ def _ordered_fwd(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, link
 
 def _ordered_bwd(link, res, g):
     d_a, d_b, q, inv = res
-    tau_shape = (d_a.shape[0], 1, *d_a.shape[2:])
-    extra = "".join("tuvwxyz"[: d_a.ndim - 3])  # axes between draws and indicators (rows, for row-level data)
-    per_person = f"nr,nr{extra}k->n{extra}k"
-    g_a = jnp.einsum(per_person, g, d_a).reshape(tau_shape) * inv
-    g_b = jnp.einsum(per_person, g, d_b).reshape(tau_shape) * inv
-    g_mu = -(d_a + d_b) * (g.reshape(g.shape + (1,) * (d_a.ndim - 2)) * inv)
-    g_sigma = -jnp.einsum(f"nr,nr{extra}k->k", g, q) * inv
-    return g_mu, g_a, g_b, g_sigma, None, None, None
+    # g (N, R) against arrays (N, ..., K, R): every reduction is over the innermost, contiguous draws axis.
+    g = g.reshape(g.shape[:1] + (1,) * (d_a.ndim - 2) + g.shape[1:]) * inv
+    g_lo = (d_a * g).sum(axis=-1, keepdims=True)
+    g_hi = (d_b * g).sum(axis=-1, keepdims=True)
+    g_mu = -(d_a + d_b) * g
+    g_sigma = -(q * g).sum(axis=-1).reshape(-1, d_a.shape[-2]).sum(axis=0)[:, None]
+    return g_mu, g_lo, g_hi, g_sigma, None, None, None
 
 
 _ordered.defvjp(_ordered_fwd, _ordered_bwd)

@@ -63,11 +63,7 @@ class Choice:
     def loglik(self, v: Values, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """(N, R): sum over the person's rows of log P(chosen alternative)."""
         if all(r is None for r in self.rest):
-            v_data, v_latent = self._data_and_latent(v, eta, arrays)
-            fast, exact = _factored_loglik(v_data, v_latent, arrays)
-            # Exact unless a denominator underflowed (utility gaps of hundreds in both parts at once): then, and
-            # only then, the direct computation runs instead.
-            return jax.lax.cond(exact, lambda: fast, lambda: self._direct(v, eta, arrays))
+            return _factored_loglik(*self._data_and_latent(v, eta, arrays), arrays)
         return self._direct(v, eta, arrays)
 
     def _direct(self, v: Values, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
@@ -82,30 +78,33 @@ class Choice:
         return float(-np.log(n_avail[np.asarray(arrays["mask"])]).sum())
 
 
-def _factored_loglik(v_data: jnp.ndarray, v_latent: jnp.ndarray, arrays: dict) -> tuple[jnp.ndarray, jnp.ndarray]:
+def _factored_loglik(v_data: jnp.ndarray, v_latent: jnp.ndarray, arrays: dict) -> jnp.ndarray:
     """Panel logit log-likelihood (N, R) when utility = data part (N, T, J) + latent part (N, R, J).
 
     exp(V) = exp(V_data) exp(V_latent), so each denominator sum_j exp(V_ntj + V_nrj) is a small matrix product
     of two exponentiated factors, each shifted by its own maximum: the people x draws x rows x alternatives
-    array of the direct form is never built, and only one log per person, draw and row remains. The second
-    output is False if some denominator underflowed (then the caller uses the direct form).
+    array of the direct form is never built, and one log per person, draw and row remains.
+
+    Each shifted exponent is floored at FLOOR = 0.3 log(tiny) (-212 in float64), so a denominator can never
+    underflow to 0 (log 0 would poison the gradient). The floor changes a denominator by less than its rounding
+    error unless the denominator itself is below exp(FLOOR + 37), i.e. unless, for that row and draw, every
+    alternative's utility lies some 175 or more below max(data part) + max(latent part) — far outside any
+    fitted model, and even then the result stays finite.
     """
     avail, chosen, mask = arrays["available"], arrays["chosen"], arrays["mask"]
+    floor = 0.3 * float(np.log(np.finfo(v_data.dtype).tiny))
     top_data = jax.lax.stop_gradient(jnp.max(jnp.where(avail, v_data, -jnp.inf), axis=-1, keepdims=True))
     top_latent = jax.lax.stop_gradient(jnp.max(v_latent, axis=-1, keepdims=True))
-    a = jnp.where(avail, jnp.exp(v_data - top_data), 0.0)  # (N, T, J)
-    b = jnp.exp(v_latent - top_latent)  # (N, R, J)
+    a = jnp.where(avail, jnp.exp(jnp.maximum(v_data - top_data, floor)), 0.0)  # (N, T, J)
+    b = jnp.exp(jnp.maximum(v_latent - top_latent, floor))  # (N, R, J)
     s = jnp.einsum("nrj,ntj->nrt", b, a)
-    tiny = jnp.finfo(s.dtype).tiny * 1e6
-    s_safe = jnp.where(mask[:, None], s, 1.0)
-    exact = jnp.all(s_safe > tiny)
     weight = mask.astype(v_data.dtype)
     picked_data = (jnp.where(chosen, v_data, 0.0).sum(-1) * weight).sum(-1)  # (N,)
     counts = (chosen.astype(v_data.dtype) * weight[..., None]).sum(axis=1)  # (N, J): choices of each alternative
     picked_latent = (v_latent * counts[:, None, :]).sum(-1)  # (N, R)
-    log_den = jnp.log(jnp.maximum(s_safe, tiny)).sum(-1) + (top_data[..., 0] * weight).sum(-1)[:, None]
+    log_den = (jnp.log(jnp.where(mask[:, None], s, 1.0))).sum(-1) + (top_data[..., 0] * weight).sum(-1)[:, None]
     log_den = log_den + top_latent[..., 0] * weight.sum(-1)[:, None]
-    return picked_data[:, None] + picked_latent - log_den, exact
+    return picked_data[:, None] + picked_latent - log_den
 
 
 def build_choice(spec: ModelSpec, df: pd.DataFrame, panel: Panel, coefs: CoefTable, source: str) -> tuple[Choice, dict]:

@@ -65,7 +65,21 @@ class IndicatorGroup:
             hi = jnp.where(a["hi"], tau, 0.0).sum(axis=-1)
             link = "probit" if self.kind == "ordered_probit" else "logit"
             full = jnp.broadcast_shapes(mu.shape, lo.shape)
-            return ordered_loglik(jnp.broadcast_to(mu, full), lo, hi, sigma, a["has_lo"], a["has_hi"], a["obs"], link)
+            # ordered_loglik wants the draws last: data arrays (N, 1, ..., K) -> (N, ..., K, 1).
+
+            def last(x):
+                return jnp.moveaxis(x, 1, -1)
+
+            return ordered_loglik(
+                last(jnp.broadcast_to(mu, full)),
+                last(lo),
+                last(hi),
+                sigma[:, None],
+                last(a["has_lo"]),
+                last(a["has_hi"]),
+                last(a["obs"]),
+                link,
+            )
         lp = jnp.where(a["obs"], lp, 0.0)
         return lp.sum(axis=-1) if self.person_level else lp.sum(axis=(-2, -1))
 
