@@ -172,14 +172,38 @@ def _open_ends(lo, hi, has_lower, has_upper):
     return lo, hi
 
 
+def _softplus(x):
+    return jnp.maximum(x, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(x)))
+
+
+def _sigmoid(x):
+    e = jnp.exp(-jnp.abs(x))
+    return jnp.where(x >= 0, 1.0, e) / (1.0 + e)
+
+
 def _ordered_forward(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, link):
+    """Per-draw sums (N, R) and the partial derivatives in a and b (N, ..., K, R).
+
+    Logit: log(F(b) - F(a)) = log F(b) + log F(-a) + log(1 - exp(a - b)), and a - b = (lo - hi) / sigma does
+    not depend on mu: the last term is computed once per response, outside the draws; only two softplus
+    functions remain per draw, and the partials are -F(a) and F(-b). Each output is a separate loop on XLA's
+    CPU backend (it recomputes what it needs), so keeping them this cheap matters as much as their number.
+    """
     inv = 1.0 / sigma
-    a, b = _open_ends((lo_tau - mu) * inv, (hi_tau - mu) * inv, has_lower, has_upper)
-    value, d_a, d_b = (_logit_parts if link == "logit" else _probit_parts)(a, b)
-    d_a = jnp.where(observed & has_lower, d_a, 0.0)  # open ends and missing answers carry no gradient
-    d_b = jnp.where(observed & has_upper, d_b, 0.0)
-    total = jnp.where(observed, value, 0.0).sum(axis=tuple(range(1, mu.ndim - 1)))
-    return total, (d_a, d_b, d_a * a + d_b * b, inv)
+    a, b = (lo_tau - mu) * inv, (hi_tau - mu) * inv
+    lower, upper = observed & has_lower, observed & has_upper
+    if link == "logit":
+        per_draw = jnp.where(upper, -_softplus(-b), 0.0) + jnp.where(lower, -_softplus(a), 0.0)
+        d_a = jnp.where(lower, -_sigmoid(a), 0.0)
+        d_b = jnp.where(upper, _sigmoid(-b), 0.0)
+    else:
+        a_open, b_open = _open_ends(a, b, has_lower, has_upper)
+        value, d_a, d_b = _probit_parts(a_open, b_open)
+        per_draw = jnp.where(observed, value, 0.0)
+        d_a = jnp.where(lower, d_a, 0.0)  # open ends and missing answers carry no gradient
+        d_b = jnp.where(upper, d_b, 0.0)
+    total = per_draw.sum(axis=tuple(range(1, mu.ndim - 1)))
+    return total, (d_a, d_b, mu, lo_tau, hi_tau, inv)
 
 
 def ordered_loglik(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, link: Link):
@@ -192,7 +216,12 @@ def ordered_loglik(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, li
     XLA's CPU backend vectorises, and every reduction over draws runs along contiguous memory. The reverse
     pass is written by hand from the elementwise partials the forward pass keeps.
     """
-    return _ordered(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, link)
+    total = _ordered(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, link)
+    if link == "logit":  # the draw-free term log(1 - exp(a - b)) of both-ends-finite responses
+        both = observed & has_lower & has_upper
+        gap = jnp.where(both, (lo_tau - hi_tau) / sigma, -1.0)
+        total = total + jnp.where(both, log1mexp(gap), 0.0).sum(axis=tuple(range(1, mu.ndim)))[:, None]
+    return total
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(7,))
@@ -201,19 +230,21 @@ def _ordered(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, link):
 
 
 def _ordered_fwd(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, link):
-    total, (d_a, d_b, q, inv) = _ordered_forward(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, link)
-    return total, (d_a, d_b, q, inv)
+    return _ordered_forward(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, link)
 
 
 def _ordered_bwd(link, res, g):
-    d_a, d_b, q, inv = res
+    d_a, d_b, mu, lo_tau, hi_tau, inv = res
     # g (N, R) against arrays (N, ..., K, R): every reduction is over the innermost, contiguous draws axis.
-    g = g.reshape(g.shape[:1] + (1,) * (d_a.ndim - 2) + g.shape[1:]) * inv
-    g_lo = (d_a * g).sum(axis=-1, keepdims=True)
-    g_hi = (d_b * g).sum(axis=-1, keepdims=True)
-    g_mu = -(d_a + d_b) * g
-    g_sigma = -(q * g).sum(axis=-1).reshape(-1, d_a.shape[-2]).sum(axis=0)[:, None]
-    return g_mu, g_lo, g_hi, g_sigma, None, None, None
+    g = g.reshape(g.shape[:1] + (1,) * (d_a.ndim - 2) + g.shape[1:])
+    ga, gb = d_a * g, d_b * g
+    s_a = ga.sum(axis=-1, keepdims=True)
+    s_b = gb.sum(axis=-1, keepdims=True)
+    s_mu = ((ga + gb) * mu).sum(axis=-1, keepdims=True)
+    # a = (lo - mu) / sigma, so d/dsigma = -(d_a (lo - mu) + d_b (hi - mu)) / sigma^2, summed.
+    per_response = lo_tau * s_a + hi_tau * s_b - s_mu
+    g_sigma = -per_response.reshape(-1, d_a.shape[-2]).sum(axis=0)[:, None] * inv * inv
+    return -(ga + gb) * inv, s_a * inv, s_b * inv, g_sigma, None, None, None
 
 
 _ordered.defvjp(_ordered_fwd, _ordered_bwd)
