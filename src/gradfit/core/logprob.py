@@ -172,10 +172,6 @@ def _open_ends(lo, hi, has_lower, has_upper):
     return lo, hi
 
 
-def _softplus(x):
-    return jnp.maximum(x, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(x)))
-
-
 def _sigmoid(x):
     e = jnp.exp(-jnp.abs(x))
     return jnp.where(x >= 0, 1.0, e) / (1.0 + e)
@@ -193,7 +189,12 @@ def _ordered_forward(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, 
     a, b = (lo_tau - mu) * inv, (hi_tau - mu) * inv
     lower, upper = observed & has_lower, observed & has_upper
     if link == "logit":
-        per_draw = jnp.where(upper, -_softplus(-b), 0.0) + jnp.where(lower, -_softplus(a), 0.0)
+        # -softplus(-b) - softplus(a) = -max(-b, 0) - max(a, 0) - log((1 + e^-|b|)(1 + e^-|a|)): one log of a
+        # product in [1, 4] instead of two log1p; an open end contributes log 1 = 0.
+        e_a = jnp.where(lower, jnp.exp(-jnp.abs(a)), 0.0)
+        e_b = jnp.where(upper, jnp.exp(-jnp.abs(b)), 0.0)
+        linear = jnp.where(upper, jnp.maximum(-b, 0.0), 0.0) + jnp.where(lower, jnp.maximum(a, 0.0), 0.0)
+        per_draw = -(linear + jnp.log((1.0 + e_a) * (1.0 + e_b)))
         d_a = jnp.where(lower, -_sigmoid(a), 0.0)
         d_b = jnp.where(upper, _sigmoid(-b), 0.0)
     else:
