@@ -32,11 +32,6 @@ def log_sigmoid(x: jax.Array) -> jax.Array:
     return jnp.minimum(x, 0.0) - jnp.log1p(jnp.exp(-jnp.abs(x)))
 
 
-def log_cdf(x: jax.Array, link: Link) -> jax.Array:
-    """log F(x) for the standard normal (probit) or logistic (logit) distribution."""
-    return log_ndtr(x) if link == "probit" else log_sigmoid(x)
-
-
 # Stands in for an infinite threshold: far enough out that F(-BIG) is 0 and F(BIG) is 1 to double precision,
 # small enough that BIG**2 stays finite even in float32 (log_ndtr squares its argument in the tail).
 _BIG = 1e6

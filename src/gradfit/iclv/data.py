@@ -40,9 +40,6 @@ class Panel:
         out[self.person, self.slot] = values
         return out
 
-    def first_row_of_person(self) -> np.ndarray:
-        return np.flatnonzero(self.slot == 0)[np.argsort(self.person[self.slot == 0])]
-
     def person_level(self, values: np.ndarray, column: str, ignore: np.ndarray | None = None) -> np.ndarray:
         """(rows,) -> (N,), refusing a column that varies within a person (rows where `ignore` is True and
         missing values don't count). A person whose values are all ignored gets NaN."""

@@ -110,8 +110,3 @@ class CoefTable:
     def consts(self) -> np.ndarray:
         """The tail of ext after theta: fixed parameters' values, then the numbers registered here."""
         return np.concatenate([self._layout.fixed_values, np.array(self._consts, dtype=float)])
-
-
-def coef(p: dict, value: float | str):
-    """A coefficient from the spec: a parameter's value by name, or a fixed number."""
-    return p[value] if isinstance(value, str) else value
