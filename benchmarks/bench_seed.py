@@ -48,14 +48,14 @@ def main() -> None:
     t0 = time.perf_counter()
     model = gradfit.Model(spec, data=sim.data)
     setup_s = time.perf_counter() - t0
-    theta = jax.device_put(jax.numpy.asarray(model._layout.start, model.dtype), model.device)
+    theta = model.placement.vector(model._layout.start, model.dtype)
     arrays = model._arrays
     t0 = time.perf_counter()
     jax.block_until_ready(model._vg(theta, arrays))
     compile_vg = time.perf_counter() - t0
     jax.block_until_ready(model._f(theta, arrays))
     out = {
-        "device": str(model.device),
+        "device": model.placement.describe(),
         "device_kind": model.device.device_kind,
         "jax": jax.__version__,
         "python": platform.python_version(),

@@ -75,9 +75,11 @@ ALLOWED = {
     "iclv": {"errors", "core", "expr"},
     "estimate": {"errors"},
     "io": {"errors", "expr", "iclv"},
-    "model": {"errors", "iclv", "estimate", "io"},
+    "runtime": set(),
+    "placement": {"errors", "iclv"},
+    "model": {"errors", "iclv", "estimate", "io", "placement"},
     "cli": {"errors", "iclv", "estimate", "io", "model", "__init__"},
-    "__init__": {"errors", "iclv", "estimate", "io", "model"},
+    "__init__": {"errors", "iclv", "estimate", "io", "model", "runtime"},
 }
 
 

@@ -8,6 +8,11 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+from gradfit.runtime import configure_cpu_devices, tune_allocator  # noqa: E402
+
+configure_cpu_devices()
+tune_allocator()
+
 from gradfit.errors import DataError, EstimationError, FormulaError, GradfitError, SpecError  # noqa: E402
 from gradfit.estimate import FitResult  # noqa: E402
 from gradfit.iclv.spec import ModelSpec  # noqa: E402

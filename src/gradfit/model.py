@@ -18,22 +18,10 @@ import pandas as pd
 
 from gradfit.errors import EstimationError, GradfitError
 from gradfit.estimate import FitResult, Problem, covariances, maximize
-from gradfit.iclv.build import build, to_device
+from gradfit.iclv.build import build, shared_keys
 from gradfit.iclv.spec import ModelSpec
 from gradfit.io import load_data, read_spec, spec_from_dict
-
-
-def select_device(kind: str):
-    """A JAX device for 'cpu', 'gpu' or 'auto' (the default backend)."""
-    if kind == "auto":
-        return jax.devices()[0]
-    try:
-        return jax.devices(kind)[0]
-    except RuntimeError:
-        raise GradfitError(
-            f"estimation.device: no {kind} device is visible to JAX; install gradfit[cuda] or use device: cpu"
-        ) from None
-
+from gradfit.placement import Placement, select_devices
 
 # Elements (people x draws x widest component) processed at once when building the Hessian column by column.
 HESSIAN_BATCH_ELEMENTS = 50_000_000
@@ -55,9 +43,10 @@ class Model:
         t0 = time.perf_counter()
         frame = load_data(spec.data, data, source=spec.name)
         self._built = build(spec, frame, source=spec.name, label=None if data is None else "data (DataFrame)")
-        self.device = select_device(spec.estimation.device)
+        self.placement = Placement(select_devices(spec.estimation.device))
+        self.device = self.placement.device
         self.dtype = jnp.float64 if spec.estimation.precision == "float64" else jnp.float32
-        self._arrays = to_device(self._built.arrays, self.dtype, self.device)
+        self._arrays = self.placement.arrays(self._built.arrays, self.dtype)
         self._setup_s = time.perf_counter() - t0
         lik = self._built.likelihood
         self._layout = lik.layout
@@ -91,9 +80,8 @@ class Model:
     def _score_fn(self):
         """Per-person gradients in one batched reverse pass: people are independent, so vmap over them."""
         lik = self._built.likelihood
-        n = self._built.panel.n_people
         # Everything is per person except the draw weights, the coefficient constants, and quadrature nodes.
-        shared = {"log_weights", "coef_consts"} | ({"draws"} if self._built.arrays["draws"].shape[0] != n else set())
+        shared = shared_keys(self._built.arrays)
         axes = {
             k: (None if k in shared else jax.tree_util.tree_map(lambda _: 0, v)) for k, v in self._built.arrays.items()
         }
@@ -130,7 +118,7 @@ class Model:
                 vec = self._layout.to_vector(params)
             except KeyError as exc:
                 raise GradfitError(f"{self.spec.name}: {exc.args[0]}") from None
-        return jax.device_put(jnp.asarray(vec, dtype=self.dtype), self.device)
+        return self.placement.vector(vec, self.dtype)
 
     # -- evaluation ---------------------------------------------------------------------------------
     def loglikelihood(self, params: dict[str, float] | None = None) -> float:
@@ -144,25 +132,25 @@ class Model:
 
     def value_and_grad(self, theta) -> tuple[Any, Any]:
         """Log-likelihood and gradient at a free-parameter vector, as device arrays (no host sync)."""
-        return self._vg(jnp.asarray(theta, self.dtype), self._arrays)
+        return self._vg(self.placement.vector(theta, self.dtype), self._arrays)
 
     def hessian(self, params: dict[str, float] | None = None) -> pd.DataFrame:
         h = np.asarray(self._hess(self._theta(params), self._arrays))
         return pd.DataFrame(h, index=self.parameter_names, columns=self.parameter_names)
 
     def loglikelihood_per_person(self, params: dict[str, float] | None = None) -> np.ndarray:
-        return np.asarray(self._per_person(self._theta(params), self._arrays))
+        return np.asarray(self._per_person(self._theta(params), self._arrays))[: self.n_individuals]
 
     def scores(self, params: dict[str, float] | None = None) -> np.ndarray:
         """(individuals, free parameters) gradients of each person's log-likelihood."""
-        return np.asarray(self._scores(self._theta(params), self._arrays))
+        return np.asarray(self._scores(self._theta(params), self._arrays))[: self.n_individuals]
 
     # -- estimation ---------------------------------------------------------------------------------
     def problem(self) -> Problem:
-        arrays, dtype, device = self._arrays, self.dtype, self.device
+        arrays, n = self._arrays, self.n_individuals
 
         def dev(x):
-            return jax.device_put(jnp.asarray(x, dtype), device)
+            return self.placement.vector(x, self.dtype)
 
         def vg(x):
             v, g = self._vg(dev(x), arrays)
@@ -175,7 +163,7 @@ class Model:
             upper=self._layout.upper,
             value_and_grad=vg,
             hessian=lambda x: np.asarray(self._hess(dev(x), arrays), dtype=float),
-            scores=lambda x: np.asarray(self._scores(dev(x), arrays), dtype=float),
+            scores=lambda x: np.asarray(self._scores(dev(x), arrays), dtype=float)[:n],
         )
 
     def compile(self) -> float:
@@ -205,7 +193,7 @@ class Model:
         cov = covariances(hess, problem.scores(opt.theta))
         choice_ll = None
         if self._choice_ll is not None:
-            choice_ll = float(self._choice_ll(jnp.asarray(opt.theta, self.dtype), self._arrays))
+            choice_ll = float(self._choice_ll(self.placement.vector(opt.theta, self.dtype), self._arrays))
         t2 = time.perf_counter()
         fixed = {
             n: float(v)
@@ -241,7 +229,7 @@ class Model:
             settings={
                 "integration": self.spec.integration.model_dump(),
                 "precision": self.spec.estimation.precision,
-                "device": str(self.device),
+                "device": self.placement.describe(),
                 "versions": {"jax": jax.__version__, "numpy": np.__version__, "python": platform.python_version()},
             },
         )

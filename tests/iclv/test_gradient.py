@@ -65,7 +65,7 @@ def test_gradient_is_the_importance_weighted_average_of_per_draw_gradients(rich_
     """
     params = perturbed(rich_model, rich_spec(), seed=7, size=0.3)
     theta = jnp.asarray(vector(rich_model, params))
-    lik, arrays = rich_model._built.likelihood, rich_model._arrays
+    lik, arrays = rich_model._built.likelihood, rich_model._built.arrays  # one device, unpadded
     log_l = np.asarray(jax.jit(lik.per_draw)(theta, arrays))  # (N, R)
     jac = np.asarray(jax.jit(jax.jacrev(lik.per_draw))(theta, arrays))  # (N, R, P)
     n_draws = rich_spec()["integration"]["n"]

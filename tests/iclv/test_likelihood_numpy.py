@@ -224,7 +224,7 @@ def test_per_draw_loglikelihood_matches_numpy(rich_model, rich_frame):
     expected = reference_per_draw(rich_frame, all_params(spec, free), z, two_lv=True)
     theta = np.array([free[n] for n in rich_model.parameter_names])
     per_draw = jax.jit(rich_model._built.likelihood.per_draw)
-    got = np.asarray(per_draw(theta, rich_model._arrays))
+    got = np.asarray(per_draw(theta, rich_model._built.arrays))
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=1e-12)
 
 

@@ -76,6 +76,8 @@ def build(spec: ModelSpec, df: pd.DataFrame, source: str = "spec", label: str | 
         "draws": draws,
         "log_weights": log_w,
         "rows": panel.mask,
+        # 1 per person; 0 for the copies that padding adds when people are split across devices.
+        "person_weight": np.ones(panel.n_people),
         "structural": s_arrays,
         "measurement": m_arrays,
         "choice": c_arrays,
@@ -88,13 +90,28 @@ def build(spec: ModelSpec, df: pd.DataFrame, source: str = "spec", label: str | 
     return Built(spec, likelihood, arrays, panel, null, elements)
 
 
-def to_device(arrays: dict, dtype, device=None) -> dict:
-    """Move the array pytree to a device, casting floating arrays to the working precision."""
+def shared_keys(arrays: dict) -> set[str]:
+    """Top-level keys of `arrays` that are not per person (every other leaf has the people on axis 0)."""
+    n = arrays["rows"].shape[0]
+    return {"log_weights", "coef_consts"} | ({"draws"} if arrays["draws"].shape[0] != n else set())
 
-    def put(x):
+
+def pad_people(arrays: dict, multiple: int) -> dict:
+    """Pad the people axis to a multiple of `multiple` with copies of the last person, weighted 0.
+
+    The copies are valid data, so their log-likelihood is finite and weight 0 removes them (and their gradient)
+    exactly; a split across devices needs equal shares.
+    """
+    n = arrays["rows"].shape[0]
+    extra = -n % multiple
+    if extra == 0:
+        return arrays
+    shared = shared_keys(arrays)
+
+    def pad(x):
         x = np.asarray(x)
-        if np.issubdtype(x.dtype, np.floating):
-            x = x.astype(dtype)
-        return jax.device_put(x, device)
+        return np.concatenate([x, np.repeat(x[-1:], extra, axis=0)], axis=0)
 
-    return jax.tree_util.tree_map(put, arrays)
+    out = {k: (v if k in shared else jax.tree_util.tree_map(pad, v)) for k, v in arrays.items()}
+    out["person_weight"] = np.concatenate([np.asarray(arrays["person_weight"]), np.zeros(extra)])
+    return out

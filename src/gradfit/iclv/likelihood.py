@@ -60,11 +60,11 @@ class Likelihood:
         return log_mean_exp(self.per_draw(theta, arrays), arrays["log_weights"], axis=1)
 
     def total(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
-        return self.per_person(theta, arrays).sum()
+        return jnp.dot(self.per_person(theta, arrays), arrays["person_weight"])
 
     def choice_only(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """Marginal log-likelihood of the choices alone (indicators integrated out), for rho-squared."""
         v = self.layout.expand(theta, arrays["coef_consts"])
         eta = self.structural(v, arrays["draws"], arrays["structural"])
         ll = self.choice.loglik(v, eta, arrays["choice"])
-        return log_mean_exp(ll, arrays["log_weights"], axis=1).sum()
+        return jnp.dot(log_mean_exp(ll, arrays["log_weights"], axis=1), arrays["person_weight"])

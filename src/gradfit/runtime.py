@@ -1,0 +1,64 @@
+"""Process-wide settings that make JAX fast on a CPU, applied once when gradfit is imported.
+
+Both are measured on the seed model (benchmarks/RESULTS.md) and both can be turned off:
+
+- One JAX device per core. XLA's CPU backend runs most of a jitted function on one thread; with one device
+  per core the people are split across them (gradfit.placement). 2 cores: value 43 -> 15 ms.
+- glibc's malloc keeps freed memory instead of returning it. XLA allocates each large intermediate afresh
+  on every call; by default glibc serves blocks of that size with mmap and unmaps them on free, so each call
+  page-faults every intermediate in again (zeroed by the kernel). That costs as much as the arithmetic: 2
+  cores, value+gradient 60 -> 30 ms. The price: the process keeps its peak memory until it exits.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+
+import jax
+
+# More CPU devices than this gives each one too little work to pay for the split.
+MAX_CPU_DEVICES = 16
+ENV_CPU_DEVICES = "GRADFIT_CPU_DEVICES"
+ENV_MALLOC = "GRADFIT_MALLOC_TUNING"
+
+# mallopt parameter numbers from glibc's malloc.h.
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+
+
+def configure_cpu_devices() -> None:
+    """Ask JAX for one CPU device per available core; a no-op once JAX's backends have started.
+
+    GRADFIT_CPU_DEVICES=n overrides the count (1 turns the split off); an XLA_FLAGS device count set by the
+    user wins over both.
+    """
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    wanted = os.environ.get(ENV_CPU_DEVICES, "").strip()
+    count = int(wanted) if wanted.isdigit() and int(wanted) > 0 else min(cores, MAX_CPU_DEVICES)
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except (RuntimeError, AttributeError):
+        pass  # the caller's JAX is already running (or too old for the option): keep its devices
+
+
+def tune_allocator() -> bool:
+    """Keep large freed blocks in glibc's heap (see the module docstring); False where it does not apply.
+
+    GRADFIT_MALLOC_TUNING=0 turns it off. Other C libraries (macOS, musl) are left alone.
+    """
+    if os.environ.get(ENV_MALLOC, "1").strip() == "0" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    ok = libc.mallopt(_M_MMAP_THRESHOLD, 2**31 - 1)
+    ok &= libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    ok &= libc.mallopt(_M_TOP_PAD, 1 << 30)
+    return bool(ok)

@@ -1,0 +1,73 @@
+"""Splitting the people across devices (gradfit.placement) changes nothing but the speed."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gradfit.iclv.build import pad_people
+from gradfit.placement import Placement
+from gradfit.runtime import MAX_CPU_DEVICES, tune_allocator
+
+
+def _reference(model, theta):
+    """Value and gradient on one device from the unpadded arrays, as built."""
+    lik = model._built.likelihood
+    return jax.jit(jax.value_and_grad(lik.total))(jnp.asarray(theta), model._built.arrays)
+
+
+def test_padding_with_zero_weight_copies_leaves_value_and_gradient_unchanged(rich_model):
+    lik, arrays = rich_model._built.likelihood, rich_model._built.arrays
+    n = rich_model.n_individuals
+    padded = pad_people(arrays, 8)
+    assert padded["rows"].shape[0] % 8 == 0 and padded["rows"].shape[0] > n
+    np.testing.assert_array_equal(padded["person_weight"][:n], 1.0)
+    np.testing.assert_array_equal(padded["person_weight"][n:], 0.0)
+    theta = jnp.asarray(rich_model._layout.start) * 1.1
+    v0, g0 = _reference(rich_model, theta)
+    v1, g1 = jax.jit(jax.value_and_grad(lik.total))(theta, padded)
+    assert float(v1) == pytest.approx(float(v0), rel=1e-13)
+    np.testing.assert_allclose(g1, g0, rtol=1e-11, atol=1e-11 * float(jnp.abs(g0).max()))
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_split_across_cpu_devices_matches_one_device(rich_model, count):
+    devices = jax.devices("cpu")
+    if len(devices) < count:
+        pytest.skip(f"needs {count} CPU devices, JAX has {len(devices)}")
+    placement = Placement(tuple(devices[:count]))
+    arrays = placement.arrays(rich_model._built.arrays, jnp.float64)
+    assert arrays["rows"].shape[0] % count == 0
+    theta = np.asarray(rich_model._layout.start) * 0.9
+    v0, g0 = _reference(rich_model, theta)
+    v1, g1 = jax.jit(jax.value_and_grad(rich_model._built.likelihood.total))(
+        placement.vector(theta, jnp.float64), arrays
+    )
+    assert float(v1) == pytest.approx(float(v0), rel=1e-12)
+    np.testing.assert_allclose(g1, g0, rtol=1e-10, atol=1e-10 * float(jnp.abs(g0).max()))
+
+
+def test_model_uses_one_cpu_device_per_core(rich_model):
+    """gradfit asks JAX for one CPU device per core at import (tests import gradfit before JAX starts)."""
+    if os.environ.get("GRADFIT_CPU_DEVICES") or "device_count" in os.environ.get("XLA_FLAGS", ""):
+        pytest.skip("device count set by the environment")
+    cores = len(os.sched_getaffinity(0))
+    assert len(jax.devices("cpu")) == min(cores, MAX_CPU_DEVICES)
+    if jax.default_backend() == "cpu":
+        assert len(rich_model.placement.devices) == len(jax.devices("cpu"))
+        # per-person outputs come back for the real people only, not the padding
+        assert rich_model.loglikelihood_per_person().shape == (rich_model.n_individuals,)
+        assert rich_model.scores().shape == (rich_model.n_individuals, len(rich_model.parameter_names))
+
+
+def test_allocator_tuning_applies_on_glibc_and_can_be_turned_off(monkeypatch):
+    import platform
+
+    monkeypatch.setenv("GRADFIT_MALLOC_TUNING", "0")
+    assert tune_allocator() is False
+    monkeypatch.delenv("GRADFIT_MALLOC_TUNING")
+    assert tune_allocator() is (platform.libc_ver()[0] == "glibc")
