@@ -77,8 +77,9 @@ ALLOWED = {
     "io": {"errors", "expr", "iclv"},
     "runtime": set(),
     "placement": {"errors", "iclv"},
+    "runs": {"errors", "io", "estimate"},
     "model": {"errors", "iclv", "estimate", "io", "placement"},
-    "cli": {"errors", "iclv", "estimate", "io", "model", "__init__"},
+    "cli": {"errors", "iclv", "estimate", "io", "model", "runs", "__init__"},
     "__init__": {"errors", "iclv", "estimate", "io", "model", "runtime"},
 }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,9 @@ from gradfit.iclv.build import build, shared_keys
 from gradfit.iclv.spec import ModelSpec
 from gradfit.io import load_data, read_spec, spec_from_dict
 from gradfit.placement import Placement, select_devices
+
+# The compiled functions, by name (see Model.compile).
+FUNCTIONS = ("value_and_grad", "scores", "hessian", "choice")
 
 # Elements (people x draws x widest component) processed at once when building the Hessian column by column.
 HESSIAN_BATCH_ELEMENTS = 50_000_000
@@ -56,6 +60,7 @@ class Model:
         self._per_person = jax.jit(lik.per_person)
         self._scores = jax.jit(self._score_fn())
         self._choice_ll = jax.jit(lik.choice_only) if lik.choice is not None else None
+        self._compiled: set[str] = set()
 
     def _hessian_fn(self):
         """Exact Hessian as Hessian-vector products (forward over reverse), a batch of columns at a time.
@@ -166,29 +171,48 @@ class Model:
             scores=lambda x: np.asarray(self._scores(dev(x), arrays), dtype=float)[:n],
         )
 
-    def compile(self) -> float:
-        """Compile every function a fit uses; returns the seconds it took."""
+    def compile(self, which: tuple[str, ...] = FUNCTIONS) -> float:
+        """Compile the named functions (default: every one a fit uses) if not done yet; returns the seconds taken.
+
+        Each is compiled by calling it once at the start values, so a call's result is not kept.
+        """
+        calls = {
+            "value_and_grad": self._vg,
+            "scores": self._scores,
+            "hessian": self._hess,
+            "choice": self._choice_ll,
+        }
         t0 = time.perf_counter()
         theta = self._theta(None)
-        jax.block_until_ready(self._vg(theta, self._arrays))
-        jax.block_until_ready(self._scores(theta, self._arrays))
-        jax.block_until_ready(self._hess(theta, self._arrays))
-        if self._choice_ll is not None:
-            jax.block_until_ready(self._choice_ll(theta, self._arrays))
+        for name in which:
+            if name not in self._compiled and calls[name] is not None:
+                jax.block_until_ready(calls[name](theta, self._arrays))
+            self._compiled.add(name)
         return time.perf_counter() - t0
 
-    def fit(self, optimizer: str | None = None, progress=None) -> FitResult:
-        """Maximise the simulated log-likelihood and compute standard errors (Hessian, robust, BHHH)."""
+    def fit(self, optimizer: str | None = None, progress=None, start: dict[str, float] | None = None) -> FitResult:
+        """Maximise the simulated log-likelihood and compute standard errors (Hessian, robust, BHHH).
+
+        progress: called with each `Iterate` (iteration, LL, gradient norm, step, elapsed, parameters).
+        start: free-parameter values to start from instead of the spec's (e.g. a checkpoint's); every free
+        parameter must be given.
+        """
         est = self.spec.estimation
         method = optimizer or est.optimizer
-        compile_s = self.compile()
         problem = self.problem()
+        if start is not None:
+            problem = replace(problem, start=np.asarray(self._theta(start), dtype=float))
+        # What the optimiser needs first, the rest after it: progress starts sooner, and an interrupted fit
+        # has not paid for the Hessian's compilation.
+        compile_s = self.compile(("value_and_grad", "hessian") if method == "newton" else ("value_and_grad",))
         t0 = time.perf_counter()
         initial_ll = problem.value_and_grad(problem.start)[0]
         opt = maximize(problem, method, est.tolerance, est.max_iterations, progress)
         t1 = time.perf_counter()
         if not np.isfinite(opt.loglikelihood):
             raise EstimationError(f"{self.spec.name}: the optimiser ended at a non-finite log-likelihood")
+        compile_s += self.compile()
+        t_inference = time.perf_counter()
         hess = problem.hessian(opt.theta)
         cov = covariances(hess, problem.scores(opt.theta))
         choice_ll = None
@@ -222,8 +246,8 @@ class Model:
                 "setup_s": self._setup_s,
                 "compile_s": compile_s,
                 "estimate_s": t1 - t0,
-                "inference_s": t2 - t1,
-                "total_s": self._setup_s + compile_s + (t2 - t0),
+                "inference_s": t2 - t_inference,
+                "total_s": self._setup_s + compile_s + (t1 - t0) + (t2 - t_inference),
             },
             fixed=fixed,
             settings={

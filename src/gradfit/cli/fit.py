@@ -1,8 +1,8 @@
-"""`gradfit fit SPEC`: estimate a model and print its estimates."""
+"""`gradfit fit SPEC`: estimate a model into a new (or resumed) run folder and print its summary."""
 
 from __future__ import annotations
 
-import sys
+import json
 from pathlib import Path
 
 import typer
@@ -10,35 +10,30 @@ import typer
 
 def fit(
     spec: Path = typer.Argument(..., help="Model specification (YAML)."),
-    optimizer: str = typer.Option(None, help="bfgs or newton (default: the spec's estimation.optimizer)."),
+    set_: list[str] = typer.Option(
+        None, "--set", help="Override a spec value, KEY=VALUE with a dotted key (repeatable): --set integration.n=2000."
+    ),
+    runs_dir: Path = typer.Option(None, "--runs-dir", help="Where run folders go (default: runs/ beside the spec)."),
+    name: str = typer.Option(None, "--name", help="Suffix of the run folder's name."),
+    device: str = typer.Option(None, "--device", help="cpu, gpu or auto (same as --set estimation.device=...)."),
+    optimizer: str = typer.Option(None, help="bfgs or newton (same as --set estimation.optimizer=...)."),
+    resume: Path = typer.Option(None, "--resume", help="Continue this interrupted run from its last checkpoint."),
+    checkpoint_seconds: float = typer.Option(
+        2.0, "--checkpoint-seconds", help="Write history and checkpoint at least this often (0: every iteration)."
+    ),
+    json_: bool = typer.Option(False, "--json", help="Print results.json (with run_dir) instead of the summary."),
 ) -> None:
-    """Estimate a model by simulated maximum likelihood and print the estimates."""
-    import gradfit
-    from gradfit.errors import GradfitError
-    from gradfit.estimate import OPTIMIZERS
+    """Estimate a model by simulated maximum likelihood; the last line of stdout is the run folder."""
+    from gradfit.cli.estimation import run_fit
 
-    if optimizer is not None and optimizer not in OPTIMIZERS:
-        raise GradfitError(f"--optimizer: unknown optimizer {optimizer!r}; use one of {sorted(OPTIMIZERS)}")
-    model = gradfit.Model(spec)
-    live = sys.stderr.isatty()
-
-    def progress(it) -> None:
-        line = (
-            f"iter {it.iteration:5d}  LL {it.loglikelihood:14.6f}  |g| {it.gradient_norm:10.3e}  "
-            f"rel.g {it.relative_gradient:9.2e}  {it.elapsed:7.2f}s"
-        )
-        if live:
-            print("\r" + line, end="", file=sys.stderr, flush=True)
-        elif it.iteration % 25 == 0:
-            print(line, file=sys.stderr, flush=True)
-
-    print(
-        f"{model.spec.name}: {model.n_individuals} individuals, {model.n_observations} observations, "
-        f"{len(model.parameter_names)} free parameters; compiling...",
-        file=sys.stderr,
-        flush=True,
-    )
-    res = model.fit(optimizer=optimizer, progress=progress)
-    if live:
-        print(file=sys.stderr)
-    print(res.summary())
+    flags = list(set_ or [])
+    if device is not None:
+        flags.append(f"estimation.device={device}")
+    if optimizer is not None:
+        flags.append(f"estimation.optimizer={optimizer}")
+    run, record, summary = run_fit(spec, flags, runs_dir, name, resume, max(checkpoint_seconds, 0.0))
+    if json_:
+        print(json.dumps({**record, "run_dir": str(run.path)}, indent=1))
+    else:
+        print(summary)
+        print(run.path)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from gradfit.cli.fit import fit
+from gradfit.cli.runs import runs, show
 from gradfit.cli.simulate import simulate
 from gradfit.errors import GradfitError
 
@@ -19,6 +20,8 @@ app = typer.Typer(
 )
 app.command()(fit)
 app.command()(simulate)
+app.command()(runs)
+app.command()(show)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ class Iterate:
     relative_gradient: float
     step: float
     elapsed: float
+    theta: np.ndarray | None = None  # the parameters at this iterate (for checkpoints)
 
 
 @dataclass
@@ -64,7 +65,13 @@ class _Driver:
         rel = relative_gradient(theta, ll, grad, self.p.lower, self.p.upper)
         g = projected_gradient(theta, grad, self.p.lower, self.p.upper)
         it = Iterate(
-            len(self.history), float(ll), float(np.linalg.norm(g)), rel, float(step), time.perf_counter() - self.t0
+            len(self.history),
+            float(ll),
+            float(np.linalg.norm(g)),
+            rel,
+            float(step),
+            time.perf_counter() - self.t0,
+            np.array(theta, dtype=float),
         )
         self.history.append(it)
         if self.progress is not None:
