@@ -12,7 +12,8 @@ $(BIN)/.installed: pyproject.toml
 
 demo: $(BIN)/.installed
 	$(BIN)/gradfit simulate --out examples/seed_iclv
-	$(BIN)/gradfit fit examples/seed_iclv/seed_iclv.yaml
+	$(BIN)/gradfit fit examples/seed_iclv/seed_iclv.yaml --name demo
+	$(BIN)/gradfit runs examples/seed_iclv/runs
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check src tests benchmarks

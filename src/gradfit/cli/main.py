@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     except GradfitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # A fit keeps its run folder (checkpoint, history) for `gradfit fit SPEC --resume RUN`.
+        print("error: interrupted", file=sys.stderr)
+        return 130
     except (typer.Exit, SystemExit) as exc:
         return int(getattr(exc, "exit_code", getattr(exc, "code", 0)) or 0)
     except Exception as exc:
