@@ -215,3 +215,25 @@ def test_resume_after_sigkill_reaches_the_same_estimates(tmp_path):
         assert abs(a["estimates"][name]["value"] - est["value"]) <= 0.02 * est["std_err"], name
     history = pd.read_csv(run / "history.csv")
     assert history["iteration"].is_monotonic_increasing and history["iteration"].is_unique
+
+
+def test_real_process_exit_codes_and_stdout(tmp_path):
+    """The installed entry point, as a user meets it: exit 2 with one line for a bad --set; 0 and the folder last."""
+    spec = write_tiny(tmp_path)
+    runs = tmp_path / "runs"
+    bad = subprocess.run(
+        [*GRADFIT, "fit", str(spec), "--runs-dir", str(runs), "--set", "estimation.tolerence=1e-8"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2
+    assert "tolerance" in one_error_line(bad.stderr) and run_folders(runs) == []
+    good = subprocess.run(
+        [*GRADFIT, "fit", str(spec), "--runs-dir", str(runs), "--set", "estimation.optimizer=newton"],
+        capture_output=True,
+        text=True,
+    )
+    assert good.returncode == 0, good.stderr[-2000:]
+    run = Path(good.stdout.splitlines()[-1])
+    assert run_folders(runs) == [run] and json.loads((run / "results.json").read_text())["optimizer"] == "newton"
+    assert "iter" in good.stderr and "Traceback" not in good.stderr
