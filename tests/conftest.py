@@ -144,7 +144,7 @@ def rich_spec(integration: dict | None = None) -> dict:
             "sig3": {"start": 0.9, **positive},
             "lam4": -0.6,
             "a4": 0.2,
-            "lam5": 0.5,
+            "lam5": {"start": 0.5, "fixed": True},  # LV2's scale is free: a fixed loading identifies it
             "c1": -0.4,
             "b_time": -0.8,
             "b_cost": -0.3,

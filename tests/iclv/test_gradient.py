@@ -116,7 +116,7 @@ def test_hessian_is_symmetric_and_matches_differences_of_the_gradient(rich_model
     assert err[i, j] <= 1e-6, f"H[{names[i]}, {names[j]}] = {H[i, j]}, FD {fd[i, j]}"
 
 
-LOADINGS = ("lam1", "lam2", "lam2b", "lam3", "lam4", "lam5")
+LOADINGS = ("lam1", "lam2", "lam2b", "lam3", "lam4")  # free ones (lam5 is fixed)
 UTILITY = ("b_time", "b_cost", "asc_bus", "asc_rail", "b_artemis", "c_bus_LV2", "c_rail_LV1", "d_bus_age")
 SCALES = ("s2", "sig3", "s_LV2")
 HUGE_THRESHOLDS = {"d1": 1e3, "d2": 1e3, "t1": -1e3, "t2": 1e3, "t3": 1e3, "c1": -1e3}

@@ -162,6 +162,7 @@ def one_lv_spec() -> dict:
     for name in ("g2_inc", "b21", "s_LV2", "rho12", "lam2", "lam3", "a3", "sig3", "lam5", "c1", "c_bus_LV2"):
         del spec["parameters"][name]
     spec["parameters"]["s_LV1"] = {"start": 1.3, "lower": 0.01}  # free, so the scale's role is checked
+    spec["parameters"]["lam1"] = {"start": 1.2, "fixed": True}  # and a fixed loading identifies it instead
     return spec
 
 

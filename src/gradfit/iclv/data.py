@@ -40,9 +40,15 @@ class Panel:
         out[self.person, self.slot] = values
         return out
 
-    def person_level(self, values: np.ndarray, column: str, ignore: np.ndarray | None = None) -> np.ndarray:
+    def person_level(
+        self,
+        values: np.ndarray,
+        column: str,
+        ignore: np.ndarray | None = None,
+        fix: str = "make it constant per person",
+    ) -> np.ndarray:
         """(rows,) -> (N,), refusing a column that varies within a person (rows where `ignore` is True and
-        missing values don't count). A person whose values are all ignored gets NaN."""
+        missing values don't count; `fix` ends the message). A person whose values are all ignored gets NaN."""
         vals = np.asarray(values, dtype=float)
         skip = np.isnan(vals) if ignore is None else (np.isnan(vals) | ignore)
         frame = pd.DataFrame({"p": self.person, "v": np.where(skip, np.nan, vals)})
@@ -54,8 +60,7 @@ class Panel:
             rows = self.file_rows[self.person == p]
             raise DataError(
                 f"{self.label}: column {column!r} is person-level but varies within person "
-                f"{_plain(self.person_ids[p])!r} (rows {rows[0]}-{rows[-1]}); make it constant per person or declare "
-                "it row-level"
+                f"{_plain(self.person_ids[p])!r} (rows {rows[0]}-{rows[-1]}); {fix}"
             )
         return lo
 
@@ -95,7 +100,7 @@ def numeric(df: pd.DataFrame, name: str, label: str, key: str, allow_missing: bo
     bad = np.isnan(values) & ~pd.isna(raw) if allow_missing else np.isnan(values) | np.isinf(values)
     if bad.any():
         i = np.flatnonzero(bad)[0]
-        what = "empty" if pd.isna(raw[i]) else f"not a number ({raw[i]!r})"
+        what = "empty" if pd.isna(raw[i]) else f"not a finite number ({_plain(raw[i])!r})"
         raise DataError(
             f"{label}: column {name!r} (used by {key}) is {what} at row {int(df['__row__'].iloc[i])}; "
             "fill it, or drop such rows with data.filter"

@@ -80,10 +80,10 @@ def bind(
     """
     expr = parse(text, where)
     symbols = set(symbols)
+    columns = [c for c in data_columns if c != "__row__"]
+    expr.check_names([*symbols, *columns], where)  # before regrouping, so that messages quote the formula as written
     if heavy:
         expr = regroup_sum(expr, set(heavy))
-    columns = [c for c in data_columns if c != "__row__"]
-    expr.check_names([*symbols, *columns], where)
     env: Mapping[str, np.ndarray] = {n: data_array(n) for n in expr.names if n not in symbols}
     try:
         with np.errstate(all="ignore"):

@@ -31,6 +31,11 @@ class Likelihood:
 
     remat: bool = False  # see `components`; build() turns it on for large problems
 
+    def latent(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
+        """The latent variables at every draw, (N, R, L)."""
+        v = self.layout.expand(theta, arrays["coef_consts"])
+        return self.structural(v, arrays["draws"], arrays["structural"])
+
     def components(self, theta: jnp.ndarray, arrays: dict) -> dict[str, jnp.ndarray]:
         """Per-person, per-draw log-likelihood of each component, (N, R) each (measurement per group)."""
         v = self.layout.expand(theta, arrays["coef_consts"])

@@ -95,7 +95,8 @@ def _indicator_values(
     if bad.any():
         i = np.flatnonzero(bad)[0]
         raise DataError(
-            f"{panel.label}: column {col!r} (indicator {name}) is not a number ({raw[i]!r}) at row {panel.file_rows[i]}"
+            f"{panel.label}: column {col!r} (indicator {name}) is not a number ({raw[i]!r}) at row "
+            f"{panel.file_rows[i]}; use a number (a code listed in `missing` for no answer) or leave the cell empty"
         )
     observed = ~np.isnan(values) & ~np.isin(values, ind.missing)
     return values, observed
@@ -154,7 +155,12 @@ def build_measurement(
             if person_level:
                 arr[field] = np.stack(
                     [
-                        panel.person_level(stacked[:, j], members[j][1].column or members[j][0], ~cols["obs"][j])
+                        panel.person_level(
+                            stacked[:, j],
+                            members[j][1].column or members[j][0],
+                            ~cols["obs"][j],
+                            f"make it constant per person, or set person_level: false on indicator {members[j][0]}",
+                        )
                         if field != "obs"
                         else _any_per_person(panel, stacked[:, j])
                         for j in range(stacked.shape[1])

@@ -7,7 +7,7 @@ Whether the data fit the spec is checked when the model is built (`gradfit.iclv.
 from __future__ import annotations
 
 import difflib
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -252,6 +252,8 @@ def _check_references(spec: ModelSpec) -> None:
                     f"{where}.levels: {len(ind.levels)} levels need {len(ind.levels) - 1} thresholds, "
                     f"thresholds {ind.thresholds!r} define {n_cuts}"
                 )
+    for name, lvspec in spec.latent_variables.items():
+        _check_scale_normalised(spec, name, lvspec)
     if spec.choice is not None:
         for alt, a in spec.choice.alternatives.items():
             parse(a.utility, f"choice.alternatives.{alt}.utility")
@@ -269,6 +271,28 @@ def _check_references(spec: ModelSpec) -> None:
             "use Monte Carlo draws such as sobol"
         )
     _topological(spec)
+
+
+def _is_free(spec: ModelSpec, value: Coef) -> bool:
+    return isinstance(value, str) and not spec.parameters[value].fixed
+
+
+def _check_scale_normalised(spec: ModelSpec, name: str, lvspec: LatentVariableSpec) -> None:
+    """A latent variable's scale must be pinned: by a fixed error scale, or by a fixed loading.
+
+    Otherwise multiplying the latent variable by k (its scale, mean coefficients and correlations by k, its
+    loadings and utility coefficients by 1/k) leaves the likelihood unchanged: the model is not identified.
+    """
+    if not _is_free(spec, lvspec.scale):
+        return
+    loadings = [ind.loadings[name] for ind in spec.indicators.values() if name in ind.loadings]
+    if any(not _is_free(spec, value) for value in loadings):
+        return
+    which = "none of its loadings is fixed" if loadings else "it has no indicators"
+    raise ValueError(
+        f"latent_variables.{name}: the scale of {name} is not identified: its error scale {lvspec.scale!r} is free "
+        f"and {which}; fix the scale (scale: 1, or fixed: true on {lvspec.scale!r}) or one loading"
+    )
 
 
 def used_names(spec: ModelSpec) -> set[str]:
@@ -332,13 +356,109 @@ def validate(data: dict[str, Any], source: str = "spec") -> ModelSpec:
     try:
         return ModelSpec.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key; check its spelling against docs/spec.md"
-        where = f"{source}: {loc}" if loc else source
-        more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
+        loc, msg, problems = _first_problem(exc.errors())
+        where = f"{source}: {'.'.join(loc).replace('.[', '[')}" if loc else source
+        more = f" (and {problems - 1} more problems)" if problems > 1 else ""
         raise SpecError(f"{where}: {msg}{more}") from None
     except SpecError as exc:
         raise SpecError(f"{source}: {exc}") from None
+
+
+# pydantic adds the member of a union that failed to an error's location: `float`, `str`, `ParameterSpec`, or
+# `function-after[_bounds(), ParameterSpec]`; these are not keys of the spec.
+_TAG_WORDS = {"float": "a number", "int": "an integer", "str": "text", "bool": "true or false"}
+
+
+def _is_tag(part: Any) -> bool:
+    models = {m.__name__ for m in (ParameterSpec, LatentVariableSpec, IndicatorSpec, ChoiceSpec, ThresholdSpec)}
+    return isinstance(part, str) and ("[" in part or part in _TAG_WORDS or part in models)
+
+
+def _first_problem(errors: list[dict]) -> tuple[list[str], str, int]:
+    """(location, message, number of distinct problems) of pydantic's errors, union members merged."""
+
+    def key(err: dict) -> tuple:
+        loc = tuple(err["loc"])
+        tags = [i for i, part in enumerate(loc) if _is_tag(part)]
+        return loc[: tags[0]] if tags else loc
+
+    first = key(errors[0])
+    group = [e for e in errors if key(e) == first]
+    problems = len({key(e) for e in errors})
+    type_error = [e["type"].endswith(("_type", "_parsing")) and len(e["loc"]) <= len(first) + 1 for e in group]
+    specific = [e for e, is_type in zip(group, type_error, strict=True) if not is_type]
+    loc = _dotted(first)
+    if len(group) > 1 and not specific:  # the value fits no member of a union: say what would
+        order = [*_TAG_WORDS.values(), "a mapping"]
+        words = sorted({_TAG_WORDS.get(e["loc"][len(first)], "a mapping") for e in group}, key=order.index)
+        msg = f"expected {' or '.join(words)}, not {_shown(group[0].get('input'))}"
+        if len(first) == 2 and first[0] == "parameters":
+            msg += " (a bare number is the start value; a mapping has start, fixed, lower, upper)"
+        return loc, msg, problems
+    err = specific[0] if specific else group[0]
+    loc = _dotted([p for p in err["loc"] if not _is_tag(p)])
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        known = _keys_at(loc[:-1])
+        close = difflib.get_close_matches(loc[-1], known, n=3, cutoff=0.6)
+        if close:
+            msg = f"unknown key; did you mean {', '.join(map(repr, close))}?"
+        elif known:
+            msg = f"unknown key; the keys here are {', '.join(known)}"
+        else:
+            msg = "unknown key; check its spelling against docs/spec.md"
+    elif err["type"] == "missing":
+        msg = "required key missing; add it (see docs/spec.md)"
+    elif err["type"] in ("model_type", "dict_type"):
+        msg = f"expected a mapping, not {_shown(err.get('input'))}"
+    elif err["type"] == "string_pattern_mismatch" and loc == ["name"]:
+        msg = f"use letters, digits, '_', '.' and '-' only, not {_shown(err.get('input'))}"
+    elif err["type"].endswith(("_type", "_parsing")) or err["type"].startswith(("literal", "greater", "less")):
+        msg = f"{msg.split(', unable to')[0]}, not {_shown(err.get('input'))}"
+    return loc, msg, problems
+
+
+def _dotted(loc) -> list[str]:
+    """Location parts as in messages elsewhere: list positions as `[i]` (joined to the key before them)."""
+    return [f"[{p}]" if isinstance(p, int) else str(p) for p in loc]
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _keys_at(loc: list[str]) -> list[str]:
+    """The keys allowed in the mapping at `loc` (a dotted path into the spec), or [] if it is no section."""
+    ann: Any = ModelSpec
+    for part in loc:
+        if part.startswith("["):
+            args = get_args(ann)
+            ann = args[0] if get_origin(ann) in (list, tuple) and args else None
+            continue
+        model = _model_of(ann)
+        if model is not None:
+            if part not in model.model_fields:
+                return []
+            ann = model.model_fields[part].annotation
+            continue
+        args = [a for a in get_args(ann) if a is not type(None)]
+        if get_origin(ann) is dict and len(args) == 2:
+            ann = args[1]
+        else:
+            return []
+    model = _model_of(ann)
+    return list(model.model_fields) if model is not None else []
+
+
+def _model_of(ann: Any) -> type[BaseModel] | None:
+    """The spec model in an annotation (`X`, `X | None`, `X | float`), if any."""
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    if get_origin(ann) in (dict, list, tuple):
+        return None
+    for arg in get_args(ann):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None

@@ -69,7 +69,8 @@ def build_structural(
 
     def person_column(col: str) -> np.ndarray:
         values = numeric(df, col, panel.label, "a structural equation")
-        return panel.person_level(values, col)[:, None]
+        fix = "make it constant per person (structural means use person-level columns only)"
+        return panel.person_level(values, col, fix=fix)[:, None]
 
     means = tuple(
         bind(

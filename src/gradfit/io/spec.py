@@ -19,18 +19,66 @@ def read_spec(path: str | Path) -> ModelSpec:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"{path}: spec file not found; check the path") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: the spec file is not UTF-8 text; save it as UTF-8") from None
     except OSError as exc:
-        raise SpecError(f"{path}: cannot read the spec file ({exc.strerror})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise SpecError(f"{path}: YAML syntax error{at}: {problem}") from None
+        raise SpecError(f"{path}: cannot read the spec file ({exc.strerror}); check the path") from None
+    raw = load_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: a spec must be a YAML mapping with keys name, data, parameters, ...")
     return spec_from_dict(raw, base_dir=path.parent, source=str(path))
+
+
+def load_yaml(text: str, source: str = "spec") -> Any:
+    """Parse YAML like `yaml.safe_load`, but a key repeated in one mapping is an error, not a silent overwrite."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_duplicate_keys(node, "", source, set())
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{source}: {_yaml_problem(exc)}") from None
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or "invalid YAML"
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and context_mark is not None and (mark is None or context_mark.line != mark.line):
+        problem += f" ({context} at line {context_mark.line + 1})"
+    if "'\\t'" in problem:  # PyYAML shows the character as its repr
+        hint = "indent with spaces, not tabs"
+    else:
+        hint = "check the brackets, quotes and indentation there (quote text that contains ': ' or ' #')"
+    return f"YAML syntax error{at}: {problem}; {hint}"
+
+
+def _refuse_duplicate_keys(node: yaml.Node, where: str, source: str, seen_nodes: set[int]) -> None:
+    """Walk the composed YAML tree; `where` is the dotted key of `node` (as in other messages)."""
+    if id(node) in seen_nodes:  # an alias: checked where its anchor is (and YAML may be recursive)
+        return
+    seen_nodes.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            if key.value in seen:
+                place = where or "the top level"
+                raise SpecError(
+                    f"{source}: line {key.start_mark.line + 1}: duplicate key {key.value!r} in {place}; "
+                    "remove or rename one"
+                )
+            seen.add(key.value)
+            _refuse_duplicate_keys(value, f"{where}.{key.value}" if where else key.value, source, seen_nodes)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, f"{where}[{i}]", source, seen_nodes)
 
 
 def spec_from_dict(raw: dict[str, Any], base_dir: str | Path = ".", source: str = "spec") -> ModelSpec:
