@@ -79,7 +79,8 @@ ALLOWED = {
     "placement": {"errors", "iclv"},
     "runs": {"errors", "io", "estimate"},
     "model": {"errors", "iclv", "estimate", "io", "placement"},
-    "cli": {"errors", "iclv", "estimate", "io", "model", "runs", "__init__"},
+    "diagnose": {"errors", "model"},
+    "cli": {"errors", "iclv", "estimate", "io", "model", "runs", "diagnose", "__init__"},
     "__init__": {"errors", "iclv", "estimate", "io", "model", "runtime"},
 }
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from gradfit.errors import EstimationError, GradfitError
 from gradfit.estimate import FitResult, Problem, covariances, maximize
-from gradfit.iclv.build import build, shared_keys
+from gradfit.iclv.build import build, integration_nodes, shared_keys
 from gradfit.iclv.spec import ModelSpec
 from gradfit.io import load_data, read_spec, spec_from_dict
 from gradfit.placement import Placement, select_devices
@@ -61,6 +61,7 @@ class Model:
         self._scores = jax.jit(self._score_fn())
         self._choice_ll = jax.jit(lik.choice_only) if lik.choice is not None else None
         self._compiled: set[str] = set()
+        self._components = self._component_grads = None  # compiled on first use (diagnosis)
 
     def _hessian_fn(self):
         """Exact Hessian as Hessian-vector products (forward over reverse), a batch of columns at a time.
@@ -149,6 +150,59 @@ class Model:
     def scores(self, params: dict[str, float] | None = None) -> np.ndarray:
         """(individuals, free parameters) gradients of each person's log-likelihood."""
         return np.asarray(self._scores(self._theta(params), self._arrays))[: self.n_individuals]
+
+    # -- diagnosis ----------------------------------------------------------------------------------
+    def components(self, params: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+        """Each component's log-likelihood per person and draw, (individuals, draws), plus 'structural':
+        the number of non-finite latent-variable values per person and draw (0 where all are finite)."""
+        if self._components is None:
+            lik = self._built.likelihood
+
+            def parts(theta, arrays):
+                out = dict(lik.components(theta, arrays))
+                out["structural"] = (~jnp.isfinite(lik.latent(theta, arrays))).sum(axis=-1).astype(theta.dtype)
+                return out
+
+            self._components = jax.jit(parts)
+        out = self._components(self._theta(params), self._arrays)
+        return {k: np.asarray(v)[: self.n_individuals] for k, v in out.items()}
+
+    def component_gradients(self, params: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+        """Gradient of each component's sum over people and draws, by free parameter (a vector each)."""
+        if self._component_grads is None:
+            lik = self._built.likelihood
+
+            def grads(theta, arrays):
+                def total(t, name):
+                    w = arrays["person_weight"][:, None]
+                    return (lik.components(t, arrays)[name] * w).sum()
+
+                names = list(lik.components(theta, arrays))
+                return {name: jax.grad(total)(theta, name) for name in names}
+
+            self._component_grads = jax.jit(grads)
+        return {k: np.asarray(v) for k, v in self._component_grads(self._theta(params), self._arrays).items()}
+
+    def value_and_grad_with_draws(
+        self, seed: int, params: dict[str, float] | None = None, kind: str | None = None
+    ) -> tuple[float, np.ndarray]:
+        """Log-likelihood and gradient (vector) with another set of draws (integration.seed = `seed`, and
+        optionally another integration.type of the same size), through the same compiled function."""
+        update = {"seed": seed} | ({"type": kind} if kind else {})
+        spec = self.spec.model_copy(update={"integration": self.spec.integration.model_copy(update=update)})
+        draws, log_w = integration_nodes(spec, self.n_individuals)
+        arrays = self.placement.arrays({**self._built.arrays, "draws": draws, "log_weights": log_w}, self.dtype)
+        value, grad = self._vg(self._theta(params), arrays)
+        return float(value), np.asarray(grad, dtype=float)
+
+    @property
+    def person_ids(self) -> np.ndarray:
+        return self._built.panel.person_ids
+
+    def file_rows_of(self, person: int) -> np.ndarray:
+        """1-based file rows of the person at index `person` (0..individuals-1)."""
+        panel = self._built.panel
+        return panel.file_rows[panel.person == person]
 
     # -- estimation ---------------------------------------------------------------------------------
     def problem(self) -> Problem:

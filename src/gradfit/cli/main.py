@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from gradfit.cli.diagnose import diagnose
 from gradfit.cli.fit import fit
 from gradfit.cli.runs import runs, show
 from gradfit.cli.simulate import simulate
@@ -22,12 +23,15 @@ app.command()(fit)
 app.command()(simulate)
 app.command()(runs)
 app.command()(show)
+app.command()(diagnose)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 success, 2 user error, 1 internal error raised as a traceback)."""
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)  # a command's typer.Exit(code) comes back as its return value
+        if isinstance(rc, int):
+            return rc
     except GradfitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
