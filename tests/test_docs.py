@@ -80,8 +80,10 @@ ALLOWED = {
     "runs": {"errors", "io", "estimate"},
     "model": {"errors", "iclv", "estimate", "io", "placement"},
     "diagnose": {"errors", "model"},
-    "cli": {"errors", "iclv", "estimate", "io", "model", "runs", "diagnose", "__init__"},
+    "bench": {"errors", "iclv", "model"},
+    "cli": {"errors", "iclv", "estimate", "io", "model", "runs", "diagnose", "bench", "__init__"},
     "__init__": {"errors", "iclv", "estimate", "io", "model", "runtime"},
+    "__main__": {"cli"},
 }
 
 

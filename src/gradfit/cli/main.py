@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from gradfit.cli.bench import bench
 from gradfit.cli.diagnose import diagnose
 from gradfit.cli.fit import fit
 from gradfit.cli.runs import runs, show
@@ -24,6 +25,7 @@ app.command()(simulate)
 app.command()(runs)
 app.command()(show)
 app.command()(diagnose)
+app.command()(bench)
 
 
 def main(argv: list[str] | None = None) -> int:
