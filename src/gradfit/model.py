@@ -196,6 +196,11 @@ class Model:
         return float(value), np.asarray(grad, dtype=float)
 
     @property
+    def log_weights(self) -> np.ndarray:
+        """Log-weights of the draws or quadrature nodes, (draws,): -log R for Monte Carlo draws."""
+        return np.asarray(self._built.arrays["log_weights"], dtype=float)
+
+    @property
     def person_ids(self) -> np.ndarray:
         return self._built.panel.person_ids
 

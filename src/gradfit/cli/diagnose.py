@@ -4,6 +4,7 @@ model identified, how noisy is the simulation. Exit code: 0 all good, 3 warnings
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
@@ -46,6 +47,19 @@ def _format(d, show_all: bool) -> str:
     return "\n".join(out)
 
 
+def _strict(x):
+    """JSON has no NaN or Infinity: non-finite numbers become null."""
+    if isinstance(x, dict):
+        return {k: _strict(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_strict(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if hasattr(x, "item"):  # numpy scalars
+        return _strict(x.item())
+    return x
+
+
 def diagnose(
     spec: Path = typer.Argument(..., help="Model specification (YAML)."),
     at: str = typer.Option("start", "--at", help="'start' (the spec's start values) or a run folder (its estimates)."),
@@ -72,5 +86,5 @@ def diagnose(
     if params is not None and set(params) != set(model.parameter_names):
         raise GradfitError(f"--at {at}: the run's parameters are not this model's free parameters; use its spec")
     d = run_checks(model, params, label)
-    print(json.dumps(d.to_dict(), indent=1, default=float) if json_ else _format(d, show_all))
+    print(json.dumps(_strict(d.to_dict()), indent=1) if json_ else _format(d, show_all))
     raise typer.Exit(d.exit_code)

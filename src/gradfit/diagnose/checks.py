@@ -80,7 +80,7 @@ def _people(model: Model, bad: np.ndarray, limit: int = 5) -> list[dict]:
     for p in np.flatnonzero(bad)[:limit]:
         rows = model.file_rows_of(int(p))
         pid = model.person_ids[p]
-        out.append({"person": pid.item() if hasattr(pid, "item") else pid, "rows": [int(rows[0]), int(rows[-1])]})
+        out.append({"person": pid.item() if hasattr(pid, "item") else pid, "rows": [int(r) for r in rows]})
     return out
 
 
@@ -105,7 +105,10 @@ def nonfinite_locator(model: Model, params: dict[str, float]) -> list[Finding]:
             else [n for n, g in zip(model.parameter_names, comp_grads[name], strict=True) if not np.isfinite(g)]
         )
         what = "latent variables" if name == "structural" else name
-        shown = ", ".join(f"{w['person']} (rows {w['rows'][0]}-{w['rows'][1]})" for w in where)
+        shown = ", ".join(
+            f"{w['person']} (rows {', '.join(map(str, w['rows'][:4]))}{', ...' if len(w['rows']) > 4 else ''})"
+            for w in where
+        )
         msg = (
             f"{what}: non-finite for {int(bad_people.sum())} of {len(bad_people)} people, e.g. {shown}"
             + (f"; parameters involved: {', '.join(involved[:8])}" if involved else "")
@@ -129,17 +132,19 @@ def component_contributions(model: Model, params: dict[str, float]) -> list[dict
     """
     parts = {k: v for k, v in model.components(params).items() if k != "structural"}
     total = sum(parts.values())
-    r = total.shape[1]
-    w = softmax(total, axis=1)  # equal draw weights: the posterior is the softmax of the joint
+    # The draw weights: equal for Monte Carlo draws, not for Gauss-Hermite nodes, whose posterior is
+    # proportional to w_r exp(joint_r). (Model has no public accessor for them; diagnose may not import iclv.)
+    log_w = model.log_weights
+    w = softmax(total + log_w, axis=1)
     rows = [
         {
             "component": name,
             "posterior_mean": float((w * v).sum()),
-            "marginal": float((logsumexp(v, axis=1) - np.log(r)).sum()),
+            "marginal": float(logsumexp(v + log_w, axis=1).sum()),
         }
         for name, v in parts.items()
     ]
-    kl = float((w * np.log(np.clip(w * r, 1e-300, None))).sum())
+    kl = float((w * (np.log(np.clip(w, 1e-300, None)) - log_w)).sum())
     rows.append({"component": "integration", "posterior_mean": -kl, "marginal": None})
     return rows
 
