@@ -44,6 +44,7 @@ class Model:
         elif isinstance(spec, dict):
             spec = spec_from_dict(spec)
         self.spec: ModelSpec = spec
+        self._data = data
         t0 = time.perf_counter()
         frame = load_data(spec.data, data, source=spec.name)
         self._built = build(spec, frame, source=spec.name, label=None if data is None else "data (DataFrame)")
@@ -194,6 +195,10 @@ class Model:
         arrays = self.placement.arrays({**self._built.arrays, "draws": draws, "log_weights": log_w}, self.dtype)
         value, grad = self._vg(self._theta(params), arrays)
         return float(value), np.asarray(grad, dtype=float)
+
+    def variant(self, spec: ModelSpec) -> Model:
+        """Another model on the same data (the DataFrame this one was given, or the spec's file)."""
+        return Model(spec, data=self._data)
 
     @property
     def log_weights(self) -> np.ndarray:

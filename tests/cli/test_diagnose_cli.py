@@ -59,7 +59,7 @@ def test_correct_model_exits_0(tmp_path, capsys):
     for row in d["gradient"]:
         assert row["autodiff"] == pytest.approx(grad[row["parameter"]], rel=1e-10)
         assert row["flagged"] is False
-    assert {f["check"] for f in d["findings"]} == {"nonfinite", "gradient", "identification", "noise"}
+    assert {f["check"] for f in d["findings"]} == {"nonfinite", "gradient", "identification", "noise", "quadrature"}
 
 
 def test_at_a_run_diagnoses_the_estimates(tmp_path, capsys):

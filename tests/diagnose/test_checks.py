@@ -152,7 +152,7 @@ def test_wrong_component_gradient_flags_exactly_the_choice_parameters(iclv_model
 
 def test_correct_model_passes_every_check(iclv_model):
     d = diagnose(iclv_model)
-    assert [f.check for f in d.findings] == ["nonfinite", "gradient", "identification", "noise"]
+    assert [f.check for f in d.findings] == ["nonfinite", "gradient", "identification", "noise", "quadrature"]
     assert all(f.severity == OK for f in d.findings), d.findings
     assert d.severity == OK and d.exit_code == 0 and d.at == "start"
     assert not any(r["flagged"] for r in d.gradient)
@@ -336,3 +336,20 @@ def test_quadrature_has_no_simulation_noise(iclv_model):
     noise, (finding,) = simulation_noise(iclv_model, iclv_model.start_params, None, at_estimates=False)
     assert finding.severity == OK and "no simulation noise" in finding.message
     assert "sd" not in noise
+
+
+def test_quadrature_check_warns_when_more_points_change_the_integral(rich_frame):
+    """Two Gauss-Hermite points per dimension cannot integrate the rich model; 4 points move the log-likelihood,
+    and the reported figures are the two models' own log-likelihoods."""
+    from conftest import rich_spec
+    from gradfit.diagnose import WARNING, quadrature_check
+
+    coarse = gradfit.Model(rich_spec({"type": "gauss_hermite", "n": 2}), data=rich_frame)
+    info, (finding,) = quadrature_check(coarse, coarse.start_params)
+    finer = gradfit.Model(rich_spec({"type": "gauss_hermite", "n": 4}), data=rich_frame)
+    assert info["loglikelihood"] == pytest.approx(coarse.loglikelihood(), rel=1e-12)
+    assert info["finer"] == pytest.approx(finer.loglikelihood(), rel=1e-12)
+    assert abs(info["finer"] - info["loglikelihood"]) > 0.1
+    assert finding.severity == WARNING and "not converged" in finding.message
+    per_person = np.abs(finer.loglikelihood_per_person() - coarse.loglikelihood_per_person())
+    assert str(info["people"][0]["person"]) == str(coarse.person_ids[int(np.argmax(per_person))])

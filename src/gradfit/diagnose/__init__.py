@@ -6,6 +6,7 @@ from gradfit.diagnose.checks import (
     gradient_check,
     identification,
     nonfinite_locator,
+    quadrature_check,
     simulation_noise,
 )
 from gradfit.diagnose.findings import CRITICAL, OK, WARNING, Diagnosis, Finding
@@ -21,5 +22,6 @@ __all__ = [
     "gradient_check",
     "identification",
     "nonfinite_locator",
+    "quadrature_check",
     "simulation_noise",
 ]

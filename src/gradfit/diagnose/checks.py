@@ -75,12 +75,17 @@ def gradient_check(model: Model, params: dict[str, float]) -> tuple[list[dict], 
     return rows, [Finding("gradient", OK, msg)]
 
 
+def _plain(x):
+    """A numpy scalar as a plain Python value (for messages and JSON)."""
+    return x.item() if hasattr(x, "item") else x
+
+
 def _people(model: Model, bad: np.ndarray, limit: int = 5) -> list[dict]:
     out = []
     for p in np.flatnonzero(bad)[:limit]:
         rows = model.file_rows_of(int(p))
         pid = model.person_ids[p]
-        out.append({"person": pid.item() if hasattr(pid, "item") else pid, "rows": [int(r) for r in rows]})
+        out.append({"person": _plain(pid), "rows": [int(r) for r in rows]})
     return out
 
 
@@ -249,6 +254,40 @@ def simulation_noise(
     return noise, [Finding("noise", OK, msg)]
 
 
+# Quadrature with n and with more points disagreeing by more than this many log-likelihood units is a warning.
+QUADRATURE_TOLERANCE = 0.1
+MAX_QUADRATURE_POINTS = 300  # per dimension, as in gradfit.core.quadrature
+
+
+def quadrature_check(model: Model, params: dict[str, float]) -> tuple[dict, list[Finding]]:
+    """Gauss-Hermite only: the log-likelihood with n points per dimension against 2n (at most 300).
+
+    Quadrature is exact for polynomial integrands and can be far off for steep ones (a latent variable inside
+    exp(), near-step choice probabilities), and adding points need not converge smoothly; a user sees that
+    only by comparing. The people whose log-likelihood moves most are named.
+    """
+    integ = model.spec.integration
+    if integ.type != "gauss_hermite":
+        return {}, []
+    more = min(2 * integ.n, MAX_QUADRATURE_POINTS)
+    if more == integ.n:
+        return {"points": integ.n}, [Finding("quadrature", OK, f"Gauss-Hermite at its maximum of {more} points")]
+    spec = model.spec.model_copy(update={"integration": integ.model_copy(update={"n": more})})
+    finer = model.variant(spec)
+    a, b = model.loglikelihood_per_person(params), finer.loglikelihood_per_person(params)
+    diff = float(b.sum() - a.sum())
+    order = np.argsort(-np.abs(b - a))[:5]
+    people = [{"person": _plain(model.person_ids[i]), "difference": float(b[i] - a[i])} for i in order]
+    info = {"points": integ.n, "more_points": more, "loglikelihood": float(a.sum()), "finer": float(b.sum())}
+    info["people"] = people
+    msg = f"Gauss-Hermite {integ.n} vs {more} points: log-likelihood {a.sum():.4f} vs {b.sum():.4f} ({diff:+.4f})"
+    if abs(diff) > QUADRATURE_TOLERANCE or not np.isfinite(diff):
+        shown = ", ".join(f"{p['person']} ({p['difference']:+.3g})" for p in people)
+        msg += f"; the integral is not converged (most affected people: {shown}); use more points or Monte Carlo"
+        return info, [Finding("quadrature", WARNING, msg, info)]
+    return info, [Finding("quadrature", OK, msg)]
+
+
 def diagnose(model: Model, params: dict[str, float] | None = None, at: str = "start") -> Diagnosis:
     """Every check at `params` (default: the start values)."""
     params = params or model.start_params
@@ -265,5 +304,8 @@ def diagnose(model: Model, params: dict[str, float] | None = None, at: str = "st
         findings += f
         hessian = model.hessian(params).to_numpy() if at_estimates else None
         noise, f = simulation_noise(model, params, hessian, at_estimates)
+        findings += f
+        quad, f = quadrature_check(model, params)
+        noise = noise | ({"quadrature": quad} if quad else {})
         findings += f
     return Diagnosis(model.spec.name, at, ll, tuple(findings), grad_rows, comps, eigen, noise)
