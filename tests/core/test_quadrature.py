@@ -113,3 +113,28 @@ def test_largest_allowed_rule_is_valid() -> None:
     nodes, log_weights = gauss_hermite_normal(300, 1)
     assert np.all(np.isfinite(nodes)) and np.all(np.isfinite(log_weights))
     assert abs(float(np.exp(log_weights) @ nodes[:, 0] ** 2) - 1.0) < 1e-10
+
+
+def test_biogeme_rule_is_the_physicists_rule_applied_to_f_phi_exp_x2():
+    """Independent construction from numpy's physicists' rule: sum_i w_i exp(x_i^2) phi(x_i) f(x_i)."""
+    from numpy.polynomial.hermite import hermgauss
+
+    x, w = hermgauss(40)
+    phi = np.exp(-0.5 * x**2) / np.sqrt(2 * np.pi)
+
+    def f(z):
+        return 1.0 / (1.0 + np.exp(-3.0 * z + 0.5))  # a smooth, non-polynomial integrand
+
+    expected = np.sum(w * np.exp(x**2) * phi * f(x))
+    nodes, log_w = gauss_hermite_normal(40, 1, "biogeme")
+    np.testing.assert_allclose(nodes[:, 0], x, rtol=0, atol=0)
+    assert np.sum(np.exp(log_w) * f(nodes[:, 0])) == pytest.approx(expected, rel=1e-13)
+    # a different rule from the standard one, though both approximate E f(Z)
+    std_nodes, std_log_w = gauss_hermite_normal(40, 1)
+    standard = np.sum(np.exp(std_log_w) * f(std_nodes[:, 0]))
+    assert standard == pytest.approx(expected, rel=1e-3) and standard != pytest.approx(expected, rel=1e-12)
+
+
+def test_unknown_rule_is_rejected():
+    with pytest.raises(SpecError, match="rule"):
+        gauss_hermite_normal(5, 1, "legendre")

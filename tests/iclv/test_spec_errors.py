@@ -18,6 +18,7 @@ import yaml
 import gradfit
 from conftest import rich_spec
 from gradfit.errors import DataError, FormulaError, GradfitError, SpecError
+from gradfit.io import spec_from_dict
 
 
 def kept_rows(df: pd.DataFrame) -> pd.Index:
@@ -255,3 +256,10 @@ def test_a_number_is_a_constant_formula(rich_frame):
     ll_text = build(as_text, rich_frame).loglikelihood()
     assert np.isfinite(ll_text)
     assert build(as_number, rich_frame).loglikelihood() == ll_text
+
+
+def test_quadrature_rule_needs_gauss_hermite():
+    spec = rich_spec({"type": "sobol", "n": 20, "rule": "biogeme"})
+    with pytest.raises(GradfitError) as info:
+        spec_from_dict(spec)
+    check(info.value, SpecError, "integration", "rule", "gauss_hermite")

@@ -11,6 +11,13 @@ by their sum, ``sqrt(2 * pi)`` per dimension, turns them into probabilities.  Th
 same rule only after scaling its nodes by ``sqrt(2)`` and its weights by ``1 / sqrt(pi)``:
 ``E[f(Z)] ~= sum_i w_i / sqrt(pi) * f(sqrt(2) * x_i)``.  Mixing the two conventions up silently produces
 a wrong variance, so compare node sets with this in mind.
+
+Biogeme's rule (``rule="biogeme"``, for replicating its published numbers).  Biogeme 3.2 integrates
+``E[f(Z)] = integral f(w) phi(w) dw`` by applying the physicists' rule to ``g(x) = f(x) phi(x) exp(x**2)``:
+nodes ``x_i`` unscaled and weights ``w_i exp(x_i**2) phi(x_i)``.  For polynomial ``f`` this is not exact
+(``phi(x) exp(x**2)`` is not a polynomial), its weights do not sum to exactly 1, and for steep integrands it
+can differ from the standard rule by a log-likelihood unit or more (docs/spec.md, integration).  It is offered
+to reproduce Biogeme's results, not as a better rule.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import math
 import operator
 
 import numpy as np
+from numpy.polynomial.hermite import hermgauss
 from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import logsumexp
 
@@ -34,7 +42,10 @@ MAX_QUADRATURE_DIM = 3
 MAX_QUADRATURE_POINTS = 300
 
 
-def gauss_hermite_normal(n_points: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+RULES = ("standard", "biogeme")
+
+
+def gauss_hermite_normal(n_points: int, dim: int, rule: str = "standard") -> tuple[np.ndarray, np.ndarray]:
     """Tensor-product Gauss-Hermite rule for ``Z ~ N(0, I_dim)``.
 
     Returns ``nodes`` of shape ``(K, dim)`` and ``log_weights`` of shape ``(K,)``, float64, with
@@ -59,6 +70,15 @@ def gauss_hermite_normal(n_points: int, dim: int) -> tuple[np.ndarray, np.ndarra
             f"got {n_points}; use fewer points (20 to 100 are usually ample)"
         )
 
+    if rule not in RULES:
+        raise SpecError(f"quadrature rule must be one of {RULES}, got {rule!r}")
+    if rule == "biogeme":
+        x, w = hermgauss(n_points)
+        if not np.all(w > 0):
+            raise SpecError(f"the biogeme rule with {n_points} points underflows; use at most 150 points")
+        # log(w_i exp(x_i^2) phi(x_i)) = log w_i + x_i^2 / 2 - log(2 pi) / 2; not renormalised, as in Biogeme.
+        log_w = np.log(w) + 0.5 * x**2 - 0.5 * math.log(2.0 * math.pi)
+        return _tensor(x, log_w, dim)
     x, w = hermegauss(n_points)
     total = w.sum()
     # The probabilists' weights integrate exp(-x**2 / 2), whose integral is sqrt(2 * pi) (numpy rescales
@@ -67,7 +87,10 @@ def gauss_hermite_normal(n_points: int, dim: int) -> tuple[np.ndarray, np.ndarra
         raise RuntimeError(f"hermegauss({n_points}) weights sum to {total!r}, not sqrt(2*pi)")
     log_w = np.log(w)
     log_w -= logsumexp(log_w)
+    return _tensor(x, log_w, dim)
 
+
+def _tensor(x: np.ndarray, log_w: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
     grids = np.meshgrid(*([x] * dim), indexing="ij")
     nodes = np.stack([g.ravel() for g in grids], axis=1)
     log_weight_grids = np.meshgrid(*([log_w] * dim), indexing="ij")

@@ -41,7 +41,7 @@ def integration_nodes(spec: ModelSpec, n_people: int) -> tuple[np.ndarray, np.nd
     if dim == 0:
         return np.zeros((1, 1, 0)), np.zeros(1)
     if integ.type == "gauss_hermite":
-        nodes, log_w = gauss_hermite_normal(integ.n, dim)
+        nodes, log_w = gauss_hermite_normal(integ.n, dim, integ.rule)
         return nodes[None], log_w
     z = normal_draws(integ.type, n_people, integ.n, dim, seed=integ.seed, antithetic=integ.antithetic)
     return z, np.full(integ.n, -np.log(integ.n))

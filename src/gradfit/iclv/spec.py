@@ -142,6 +142,17 @@ class IntegrationSpec(_Strict):
     )
     antithetic: bool = Field(False, description="Pair every draw z with -z (Monte Carlo only; n even).")
     seed: int = Field(0, description="Seed of the random draws / scrambling.")
+    rule: Literal["standard", "biogeme"] = Field(
+        "standard",
+        description="gauss_hermite only: 'standard' (probabilists' Hermite rule, exact for polynomials) or "
+        "'biogeme' (Biogeme 3.2's rule, to reproduce its published results; see docs/spec.md).",
+    )
+
+    @model_validator(mode="after")
+    def _rule_needs_quadrature(self) -> IntegrationSpec:
+        if self.rule != "standard" and self.type != "gauss_hermite":
+            raise ValueError(f"rule {self.rule!r} applies to type gauss_hermite only; remove it or change type")
+        return self
 
 
 class EstimationSpec(_Strict):
