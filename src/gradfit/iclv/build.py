@@ -56,7 +56,8 @@ def build(spec: ModelSpec, df: pd.DataFrame, source: str = "spec", label: str | 
         raise SpecError(
             f"{source}: {clash[0]!r} is both a data column and a parameter/latent variable name; rename one"
         )
-    panel = make_panel(df, spec.data.person, label=label or spec.data.path)
+    # No person column: a cross-section, each row its own person (its file position, kept by load_data).
+    panel = make_panel(df, spec.data.person or "__row__", label=label or spec.data.path)
     layout = ParamLayout.from_spec(spec)
     coefs = CoefTable(layout)
     coefs.index(0.0)  # the filler of sparse coefficient matrices

@@ -37,7 +37,11 @@ class DataSpec(_Strict):
         "auto", description="File format; 'auto' decides from the extension (.parquet/.pq, else CSV)."
     )
     separator: str | None = Field(None, description="CSV field separator; default: detect (comma, tab or semicolon).")
-    person: str = Field(description="Column identifying the person (panel unit); rows of a person share draws.")
+    person: str | None = Field(
+        None,
+        description="Column identifying the person (panel unit); rows of a person share draws. Omit it (or "
+        "null) for a cross-section: every row is then its own observation with its own draws.",
+    )
     filter: Formula | None = Field(
         None, description="Formula over data columns; rows where it is false (0) are dropped before use."
     )

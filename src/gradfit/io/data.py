@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -83,15 +84,22 @@ def load_data(spec: DataSpec, frame: pd.DataFrame | None = None, source: str = "
         what = "no data rows (only a header)" if frame is None else "no rows"
         raise DataError(f"{label}: {what}; check that this is the right data")
     df = df.reset_index(drop=True)
-    df["__row__"] = np.arange(1, len(df) + 1)
-    if spec.person not in df.columns:
+    with warnings.catch_warnings():  # a wide file arrives in many blocks; see the copy below
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        df["__row__"] = np.arange(1, len(df) + 1)
+    if spec.person is not None and spec.person not in df.columns:
         raise DataError(_missing_column(label, spec.person, "data.person", df))
     broken: dict[str, np.ndarray] = {}  # derived column -> rows where it became non-finite
-    for name, text in spec.derived.items():
-        expr = parse(text, f"{source}: data.derived.{name}")
-        value = _evaluate(expr, df, f"{source}: data.derived.{name}")
-        broken[name] = ~np.isfinite(value) & _inputs_present(expr, df)
-        df[name] = value
+    with warnings.catch_warnings():
+        # Derived columns may use earlier ones, so they are added one by one; pandas warns about the
+        # fragmented frame that results, and one copy after the loop defragments it.
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        for name, text in spec.derived.items():
+            expr = parse(text, f"{source}: data.derived.{name}")
+            value = _evaluate(expr, df, f"{source}: data.derived.{name}")
+            broken[name] = ~np.isfinite(value) & _inputs_present(expr, df)
+            df[name] = value
+    df = df.copy()  # one consolidated frame for what follows
     if spec.filter is not None:
         expr = parse(spec.filter, f"{source}: data.filter")
         keep = np.broadcast_to(_evaluate(expr, df, f"{source}: data.filter"), (len(df),)) != 0
