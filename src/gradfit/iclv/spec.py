@@ -37,10 +37,10 @@ class DataSpec(_Strict):
         "auto", description="File format; 'auto' decides from the extension (.parquet/.pq, else CSV)."
     )
     separator: str | None = Field(None, description="CSV field separator; default: detect (comma, tab or semicolon).")
+    # Required even for a cross-section (null), so that forgetting it cannot silently turn a panel into one.
     person: str | None = Field(
-        None,
-        description="Column identifying the person (panel unit); rows of a person share draws. Omit it (or "
-        "null) for a cross-section: every row is then its own observation with its own draws.",
+        description="Column identifying the person (panel unit); rows of a person share draws. null for a "
+        "cross-section: every row is then its own observation with its own draws.",
     )
     filter: Formula | None = Field(
         None, description="Formula over data columns; rows where it is false (0) are dropped before use."
