@@ -8,6 +8,7 @@ device holds everything.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import jax
 import jax.numpy as jnp
@@ -46,7 +47,9 @@ class Placement:
         d = self.device
         return f"{d.platform}:{d.id}" if len(self.devices) == 1 else f"{d.platform} x{len(self.devices)}"
 
+    @cached_property
     def _shardings(self):
+        """(people split, replicated): built once, since `vector` runs on every optimiser step."""
         if len(self.devices) == 1:
             return self.device, self.device
         mesh = Mesh(np.array(self.devices), ("people",))
@@ -54,7 +57,7 @@ class Placement:
 
     def arrays(self, arrays: dict, dtype) -> dict:
         """Cast floating arrays to `dtype`, pad the people to equal shares and place them."""
-        split, whole = self._shardings()
+        split, whole = self._shardings
         shared = shared_keys(arrays)
         arrays = pad_people(arrays, len(self.devices))
 
@@ -71,4 +74,4 @@ class Placement:
 
     def vector(self, x, dtype) -> jax.Array:
         """A parameter vector, replicated on every device."""
-        return jax.device_put(jnp.asarray(x, dtype), self._shardings()[1])
+        return jax.device_put(jnp.asarray(x, dtype), self._shardings[1])

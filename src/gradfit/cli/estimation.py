@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from gradfit.errors import GradfitError
@@ -155,8 +154,7 @@ def run_fit(
             "wall_s": time.perf_counter() - t_start,
         },
     )
-    finite = np.isfinite(res.loglikelihood)
-    recorder.log(f"finished: LL {res.loglikelihood:.6f}, converged {res.converged}, finite {finite}")
+    recorder.log(f"finished: LL {res.loglikelihood:.6f}, converged {res.converged}")
     recorder.flush()
     write_fit_outputs(run, res, record)
     return run, record, res.summary()

@@ -30,7 +30,8 @@ def gradient_check(model: Model, params: dict[str, float]) -> tuple[list[dict], 
     names = model.parameter_names
     theta = np.array([params[n] for n in names], dtype=float)
     ll = model.loglikelihood(params)
-    grad = np.array([model.gradient(params)[n] for n in names])
+    gradient = model.gradient(params)
+    grad = np.array([gradient[n] for n in names])
 
     def f(x):
         return model.loglikelihood(dict(zip(names, x, strict=True)))
@@ -154,10 +155,15 @@ def component_contributions(model: Model, params: dict[str, float]) -> list[dict
     return rows
 
 
-def identification(model: Model, params: dict[str, float], at_estimates: bool) -> tuple[dict, list[Finding]]:
-    """Eigen-decomposition of minus the Hessian: flat directions (unidentified), ill-conditioning, curvature."""
+def identification(
+    model: Model, params: dict[str, float], at_estimates: bool, hessian: np.ndarray | None = None
+) -> tuple[dict, list[Finding]]:
+    """Eigen-decomposition of minus the Hessian: flat directions (unidentified), ill-conditioning, curvature.
+
+    `hessian`: the Hessian at `params` if the caller has it already (it is the expensive part).
+    """
     names = model.parameter_names
-    H = model.hessian(params).to_numpy()
+    H = model.hessian(params).to_numpy() if hessian is None else hessian
     if not np.all(np.isfinite(H)):
         return {}, [Finding("identification", CRITICAL, "the Hessian has non-finite entries; see the NaN report")]
     lam, vec = np.linalg.eigh(-H)
@@ -300,10 +306,10 @@ def diagnose(model: Model, params: dict[str, float] | None = None, at: str = "st
         grad_rows, f = gradient_check(model, params)
         findings += f
         comps = component_contributions(model, params)
-        eigen, f = identification(model, params, at_estimates)
+        hessian = model.hessian(params).to_numpy()  # once, for identification and the noise check
+        eigen, f = identification(model, params, at_estimates, hessian)
         findings += f
-        hessian = model.hessian(params).to_numpy() if at_estimates else None
-        noise, f = simulation_noise(model, params, hessian, at_estimates)
+        noise, f = simulation_noise(model, params, hessian if at_estimates else None, at_estimates)
         findings += f
         quad, f = quadrature_check(model, params)
         noise = noise | ({"quadrature": quad} if quad else {})

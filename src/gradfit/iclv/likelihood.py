@@ -31,15 +31,17 @@ class Likelihood:
 
     remat: bool = False  # see `components`; build() turns it on for large problems
 
+    def _values_and_latent(self, theta: jnp.ndarray, arrays: dict):
+        v = self.layout.expand(theta, arrays["coef_consts"])
+        return v, self.structural(v, arrays["draws"], arrays["structural"])
+
     def latent(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """The latent variables at every draw, (N, R, L)."""
-        v = self.layout.expand(theta, arrays["coef_consts"])
-        return self.structural(v, arrays["draws"], arrays["structural"])
+        return self._values_and_latent(theta, arrays)[1]
 
     def components(self, theta: jnp.ndarray, arrays: dict) -> dict[str, jnp.ndarray]:
         """Per-person, per-draw log-likelihood of each component, (N, R) each (measurement per group)."""
-        v = self.layout.expand(theta, arrays["coef_consts"])
-        eta = self.structural(v, arrays["draws"], arrays["structural"])
+        v, eta = self._values_and_latent(theta, arrays)
         # Rematerialise each component in the backward pass: its elementwise work (people x draws x indicators
         # or x rows x alternatives) is recomputed from eta instead of stored. Storing it would write and re-read
         # several arrays of that size; recomputing costs a few transcendental functions per element, which is
@@ -69,7 +71,6 @@ class Likelihood:
 
     def choice_only(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """Marginal log-likelihood of the choices alone (indicators integrated out), for rho-squared."""
-        v = self.layout.expand(theta, arrays["coef_consts"])
-        eta = self.structural(v, arrays["draws"], arrays["structural"])
+        v, eta = self._values_and_latent(theta, arrays)
         ll = self.choice.loglik(v, eta, arrays["choice"])
         return jnp.dot(log_mean_exp(ll, arrays["log_weights"], axis=1), arrays["person_weight"])
