@@ -13,12 +13,24 @@ from gradfit.iclv.spec import ModelSpec, validate
 
 
 def read_spec(path: str | Path) -> ModelSpec:
-    """Read and validate a YAML spec; relative data paths are resolved against the spec file's folder."""
+    """Read and validate a YAML spec; relative data paths are resolved against the spec file's folder.
+
+    A spec may start with `base: other.yaml` (relative to its own folder): it then holds only what differs
+    from that spec. Mappings merge key by key, recursively; any other value (a number, a list, a formula)
+    replaces the base's. Bases may themselves have a base.
+    """
     path = Path(path)
+    raw = _read_raw(path, ())
+    return spec_from_dict(raw, base_dir=path.parent, source=str(path))
+
+
+def _read_raw(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """The spec file as a dict, with its `base` chain merged in and every data path made absolute."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpecError(f"{path}: spec file not found; check the path") from None
+        where = f" (the base of {chain[-1]})" if chain else ""
+        raise SpecError(f"{path}: spec file not found{where}; check the path") from None
     except UnicodeDecodeError:
         raise SpecError(f"{path}: the spec file is not UTF-8 text; save it as UTF-8") from None
     except OSError as exc:
@@ -26,7 +38,25 @@ def read_spec(path: str | Path) -> ModelSpec:
     raw = load_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: a spec must be a YAML mapping with keys name, data, parameters, ...")
-    return spec_from_dict(raw, base_dir=path.parent, source=str(path))
+    data = raw.get("data")
+    if isinstance(data, dict) and isinstance(data.get("path"), str) and not Path(data["path"]).is_absolute():
+        raw["data"] = {**data, "path": str((path.parent / data["path"]).resolve())}
+    if "base" not in raw:
+        return raw
+    base = raw.pop("base")
+    if not isinstance(base, str) or not base.strip():
+        raise SpecError(f"{path}: base: expected the path of another spec file (relative to this one)")
+    base_path = (path.parent / base).resolve()
+    if base_path in chain or base_path == path.resolve():
+        raise SpecError(f"{path}: base: {base!r} leads back to this file; a spec cannot extend itself")
+    return _merge(_read_raw(base_path, (*chain, path.resolve())), raw)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def load_yaml(text: str, source: str = "spec") -> Any:
