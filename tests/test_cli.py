@@ -66,7 +66,7 @@ def test_fit_prints_the_estimates(tmp_path, capsys, optimizer):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "tiny_mnl" in out and "Log-likelihood" in out
-    assert f"Optimizer: {optimizer or 'bfgs'}" in out
+    assert f"Optimizer: {optimizer or 'trust_bfgs'}" in out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in (["asc"], ["beta_x"])}
     assert set(rows) == {"asc", "beta_x"}
     assert abs(float(rows["beta_x"][1]) - 0.9229) < 1e-3  # the ML estimate (numpy logit, see test_api)

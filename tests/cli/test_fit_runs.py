@@ -94,7 +94,7 @@ def test_fit_writes_a_complete_run_folder(tmp_path, capsys):
     # a second run: a new folder, and `latest` moves to it; --json prints the record
     assert main(["fit", str(spec), "--runs-dir", str(runs), "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
-    assert Path(record["run_dir"]) != run and record["optimizer"] == "bfgs"
+    assert Path(record["run_dir"]) != run and record["optimizer"] == "trust_bfgs"
     assert (runs / "tiny_mnl" / "latest").resolve() == Path(record["run_dir"]).resolve()
     assert record["loglikelihood"] == pytest.approx(res["loglikelihood"], abs=1e-6)
 

@@ -200,7 +200,74 @@ def newton(problem: Problem, tolerance: float, max_iterations: int, progress=Non
     return OptimResult(theta, float(ll), g, len(drv.history) - 1, converged, message, drv.history)
 
 
-OPTIMIZERS = {"bfgs": bfgs, "newton": newton}
+def _bfgs_update(B: np.ndarray, s: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """BFGS update of B (an approximation of minus the Hessian) from step s and y = g_old - g_new.
+
+    Skipped when the curvature condition s'y > 0 fails (clearly): the update would lose positive definiteness.
+    """
+    sy = float(s @ y)
+    if sy <= 1e-10 * np.linalg.norm(s) * np.linalg.norm(y):
+        return B
+    Bs = B @ s
+    return B - np.outer(Bs, Bs) / float(s @ Bs) + np.outer(y, y) / sy
+
+
+def _bhhh(problem: Problem, theta: np.ndarray) -> np.ndarray:
+    """Outer product of the per-individual scores: minus the Hessian's expectation at the true parameters,
+    and a positive semi-definite first curvature estimate anywhere (a small ridge makes it definite)."""
+    s = problem.scores(theta)
+    B = s.T @ s
+    ridge = 1e-10 * max(float(np.trace(B)) / max(len(B), 1), 1e-300)
+    return B + ridge * np.eye(len(B))
+
+
+def trust_bfgs(problem: Problem, tolerance: float, max_iterations: int, progress=None) -> OptimResult:
+    """Trust-region BFGS on a dense curvature matrix that starts from the BHHH matrix instead of the identity.
+
+    With the scores' outer product as first curvature the first steps are already scaled like Newton steps
+    (parameters differing by orders of magnitude in scale cost no iterations), and BFGS updates then correct it
+    toward the true Hessian. Bounds are handled as in `newton`: the step is taken in the free subspace and
+    clipped.
+    """
+    theta = problem.start.copy()
+    ll, g = _check_start(problem)
+    B = _bhhh(problem, theta)
+    drv = _Driver(problem, tolerance, progress)
+    radius = max(1.0, 0.1 * float(np.linalg.norm(theta)))
+    message, converged = "iteration limit reached", drv.record(theta, ll, g, 0.0)
+    evaluations = 0
+    while not converged and evaluations < 5 * max_iterations and len(drv.history) <= max_iterations:
+        free = projected_gradient(theta, g, problem.lower, problem.upper) != 0
+        free |= (theta > problem.lower) & (theta < problem.upper)
+        s = np.zeros_like(theta)
+        s[free] = _trust_region_step(g[free], -B[np.ix_(free, free)], radius)
+        trial = np.clip(theta + s, problem.lower, problem.upper)
+        s = trial - theta
+        predicted = g @ s - 0.5 * s @ B @ s
+        ll_new, g_new = problem.value_and_grad(trial)
+        evaluations += 1
+        finite = np.isfinite(ll_new) and np.all(np.isfinite(g_new))
+        actual = ll_new - ll if finite else -np.inf
+        rho = actual / predicted if predicted > 0 else (1.0 if actual >= 0 else -1.0)
+        step = float(np.linalg.norm(s))
+        if finite:
+            B = _bfgs_update(B, s, g - g_new)
+        if rho > 1e-4:
+            theta, ll, g = trial, ll_new, g_new
+            converged = drv.record(theta, ll, g, step)
+        if rho < 0.25:
+            radius = 0.25 * max(step, 1e-12)
+        elif rho > 0.75 and step >= 0.99 * radius:
+            radius *= 2.0
+        if radius < 1e-14:
+            message = "trust region collapsed: no improving step found"
+            break
+    if converged:
+        message = "relative gradient below tolerance"
+    return OptimResult(theta, float(ll), g, len(drv.history) - 1, converged, message, drv.history)
+
+
+OPTIMIZERS = {"bfgs": bfgs, "newton": newton, "trust_bfgs": trust_bfgs}
 
 
 def maximize(problem: Problem, method: str, tolerance: float, max_iterations: int, progress=None) -> OptimResult:

@@ -160,8 +160,11 @@ class IntegrationSpec(_Strict):
 
 
 class EstimationSpec(_Strict):
-    optimizer: Literal["bfgs", "newton"] = Field(
-        "bfgs", description="bfgs: quasi-Newton (L-BFGS-B); newton: trust-region Newton with the exact Hessian."
+    optimizer: Literal["trust_bfgs", "bfgs", "newton"] = Field(
+        "trust_bfgs",
+        description="trust_bfgs: trust-region BFGS started from the BHHH matrix (fewest likelihood evaluations "
+        "in our benchmarks); bfgs: limited-memory quasi-Newton (L-BFGS-B); newton: trust-region Newton with the "
+        "exact Hessian (fewest iterations, each costs a Hessian).",
     )
     tolerance: Annotated[float, Field(gt=0)] = Field(
         1e-6,
