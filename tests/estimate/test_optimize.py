@@ -54,7 +54,7 @@ def test_interior_maximum_is_the_closed_form_mle(method, sample):
     assert result.theta[0] == pytest.approx(sample.mean(), abs=1e-6)
     assert result.theta[1] == pytest.approx(np.log(sample.std()), abs=1e-6)
     assert [it.iteration for it in result.history] == list(range(len(result.history)))
-    assert all(b.loglikelihood >= a.loglikelihood for a, b in zip(result.history, result.history[1:]))
+    assert all(b.loglikelihood >= a.loglikelihood for a, b in zip(result.history, result.history[1:], strict=False))
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -72,10 +72,13 @@ def test_trust_bfgs_needs_fewer_evaluations_than_lbfgs_on_badly_scaled_parameter
     counts = {}
     for method in ("trust_bfgs", "bfgs"):
         problem = normal_problem(sample, start=[0.0, 0.0])
-        calls = []
-        counted = Problem(
-            **{**problem.__dict__, "value_and_grad": lambda t, f=problem.value_and_grad: calls.append(1) or f(t)}
-        )
+        calls: list[int] = []
+
+        def counting(theta, f=problem.value_and_grad, calls=calls):
+            calls.append(1)
+            return f(theta)
+
+        counted = Problem(**{**problem.__dict__, "value_and_grad": counting})
         assert maximize(counted, method, 1e-6, 500).converged
         counts[method] = len(calls)
     assert counts["trust_bfgs"] < counts["bfgs"], counts
