@@ -16,6 +16,7 @@ Compiling a model's likelihood takes seconds, so models are session fixtures sha
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import tempfile
 
@@ -24,7 +25,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import gradfit
+# The session's own compilation cache is set in pytest_configure; keep gradfit's default one out of $HOME.
+os.environ.setdefault("GRADFIT_COMPILATION_CACHE", "0")
+import gradfit  # noqa: E402
 
 BRANDS = ("Artemis", "Zephyr", "Boreas")
 

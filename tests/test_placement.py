@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -71,3 +72,20 @@ def test_allocator_tuning_applies_on_glibc_and_can_be_turned_off(monkeypatch):
     assert tune_allocator() is False
     monkeypatch.delenv("GRADFIT_MALLOC_TUNING")
     assert tune_allocator() is (platform.libc_ver()[0] == "glibc")
+
+
+@pytest.mark.parametrize("setting", ["0", "DIR", None])
+def test_compilation_cache_folder(tmp_path, setting):
+    """Default: $XDG_CACHE_HOME/gradfit/jax; GRADFIT_COMPILATION_CACHE=DIR moves it, =0 turns it off."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "GRADFIT_COMPILATION_CACHE"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    if setting is not None:
+        env["GRADFIT_COMPILATION_CACHE"] = "0" if setting == "0" else str(tmp_path / "mine")
+    code = "import gradfit, jax; print(jax.config.jax_compilation_cache_dir)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    expected = {"0": "None", "DIR": str(tmp_path / "mine"), None: str(tmp_path / "xdg" / "gradfit" / "jax")}
+    assert out.stdout.strip() == expected[setting]
+    assert (setting == "0") != Path(expected[setting]).is_dir()

@@ -8,9 +8,10 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from gradfit.runtime import configure_cpu_devices, tune_allocator  # noqa: E402
+from gradfit.runtime import configure_compilation_cache, configure_cpu_devices, tune_allocator  # noqa: E402
 
 configure_cpu_devices()
+configure_compilation_cache()
 tune_allocator()
 
 from gradfit.errors import DataError, EstimationError, FormulaError, GradfitError, SpecError  # noqa: E402

@@ -70,7 +70,7 @@ def test_fit_writes_a_complete_run_folder(tmp_path, capsys):
     for name, row in res["estimates"].items():
         assert row["value"] == pytest.approx(est.loc[name, "value"], rel=1e-10)
         assert row["robust_std_err"] == pytest.approx(est.loc[name, "robust_std_err"], rel=1e-10)
-    assert set(res["timings"]) == {"compile_s", "estimate_s", "inference_s", "total_s"}
+    assert set(res["timings"]) == {"compile_s", "background_compile_s", "estimate_s", "inference_s", "total_s"}
     assert res["data_sha256"] == hashlib.sha256((tmp_path / "mnl.csv").read_bytes()).hexdigest()
     assert {"gradfit", "jax", "numpy", "python"} <= set(res["versions"])
     assert res["overrides"] == ["estimation.optimizer=newton", "estimation.tolerance=1e-9", "estimation.device=cpu"]

@@ -43,7 +43,9 @@ def results_record(res: FitResult, *, data_sha256: str | None, git_commit: str |
             for name, row in est.iterrows()
         },
         "fixed": res.fixed,
-        "timings": {k: res.timings[k] for k in ("compile_s", "estimate_s", "inference_s", "total_s")},
+        "timings": {
+            k: res.timings[k] for k in ("compile_s", "background_compile_s", "estimate_s", "inference_s", "total_s")
+        },
         "device": res.settings.get("device"),
         "precision": res.settings.get("precision"),
         "integration": res.settings.get("integration"),
