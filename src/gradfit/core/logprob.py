@@ -12,7 +12,9 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import log_ndtr, logsumexp
+from jax.scipy.special import logsumexp
+
+from gradfit.core._probit import _BIG, _log_interval_probit, _probit_forward
 
 Link = Literal["probit", "logit"]
 
@@ -30,11 +32,6 @@ def log1mexp(x: jax.Array) -> jax.Array:
 def log_sigmoid(x: jax.Array) -> jax.Array:
     """log(1 / (1 + exp(-x))) = min(x, 0) - log1p(exp(-|x|)): one exp and one log1p, stable on the whole line."""
     return jnp.minimum(x, 0.0) - jnp.log1p(jnp.exp(-jnp.abs(x)))
-
-
-# Stands in for an infinite threshold: far enough out that F(-BIG) is 0 and F(BIG) is 1 to double precision,
-# small enough that BIG**2 stays finite even in float32 (log_ndtr squares its argument in the tail).
-_BIG = 1e6
 
 
 def log_interval(a: jax.Array, b: jax.Array, link: Link) -> jax.Array:
@@ -73,44 +70,13 @@ def _log_interval_logit_jvp(primals, tangents):
     return value, d_a * tangents[0] + d_b * tangents[1]
 
 
-def _probit_value(a, b):
-    # When both ends lie in the upper tail, F(b) - F(a) is a difference of two numbers near 1; by symmetry it
-    # equals F(-a) - F(-b), a difference of two small numbers, which logs represent exactly.
-    upper_tail = a > 0
-    lo = jnp.where(upper_tail, -b, a)
-    hi = jnp.where(upper_tail, -a, b)
-    log_hi = log_ndtr(hi)
-    return log_hi + log1mexp(log_ndtr(lo) - log_hi)
-
-
-@jax.custom_jvp
-def _log_interval_probit(a, b):
-    return _probit_value(a, b)
-
-
-def _probit_parts(a, b):
-    value = _probit_value(a, b)
-    # d/db log P = phi(b) / P and d/da log P = -phi(a) / P, formed in logs so that tails neither overflow nor
-    # underflow to 0/0.
-    log_norm = 0.5 * jnp.log(2.0 * jnp.pi)
-    d_b = jnp.exp(-0.5 * b * b - log_norm - value)
-    d_a = -jnp.exp(-0.5 * a * a - log_norm - value)
-    return value, d_a, d_b
-
-
-@_log_interval_probit.defjvp
-def _log_interval_probit_jvp(primals, tangents):
-    value, d_a, d_b = _probit_parts(*primals)
-    return value, d_a * tangents[0] + d_b * tangents[1]
-
-
 def log_ordered(a: jax.Array, b: jax.Array, has_lower: jax.Array, has_upper: jax.Array, link: Link) -> jax.Array:
     """Log-probability of an ordered category with standardised bounds a = (tau_lo - mu)/s, b = (tau_hi - mu)/s.
 
     `has_lower` / `has_upper` are False for the first / last category (bound at -inf / +inf); the bound
     values there are ignored. An open end is replaced by ∓BIG through `where`, so it carries no gradient and
-    every case is one `log_interval`: two log-CDFs and one log1mexp per observation. The stand-in lies BIG
-    beyond the finite bound (and beyond 0), so it stays outside even when that bound is itself far out.
+    every case is one `log_interval`. The stand-in lies BIG beyond the finite bound (and beyond 0), so it
+    stays outside even when that bound is itself far out.
     """
     lo = jnp.where(has_lower, a, jax.lax.stop_gradient(jnp.minimum(b, 0.0)) - _BIG)
     hi = jnp.where(has_upper, b, jax.lax.stop_gradient(jnp.maximum(a, 0.0)) + _BIG)
@@ -160,30 +126,25 @@ def log_mean_exp(x: jax.Array, log_weights: jax.Array, axis: int = -1) -> jax.Ar
     return logsumexp(x + log_weights, axis=axis)
 
 
-def _open_ends(lo, hi, has_lower, has_upper):
-    """Finite stand-ins for open category bounds, BIG beyond the finite bound and beyond 0."""
-    lo = jnp.where(has_lower, lo, jnp.minimum(hi, 0.0) - _BIG)
-    hi = jnp.where(has_upper, hi, jnp.maximum(lo, 0.0) + _BIG)
-    return lo, hi
-
-
 def _sigmoid(x):
     e = jnp.exp(-jnp.abs(x))
     return jnp.where(x >= 0, 1.0, e) / (1.0 + e)
 
 
-def _ordered_forward(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, link):
-    """Per-draw sums (N, R) and the partial derivatives in a and b (N, ..., K, R).
+def _ordered_forward(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, link, residuals=True):
+    """Per-draw sums (N, R) and, with residuals, the partial derivatives in a and b (N, ..., K, R).
 
     Logit: log(F(b) - F(a)) = log F(b) + log F(-a) + log(1 - exp(a - b)), and a - b = (lo - hi) / sigma does
     not depend on mu: the last term is computed once per response, outside the draws; only two softplus
     functions remain per draw, and the partials are -F(a) and F(-b). Each output is a separate loop on XLA's
     CPU backend (it recomputes what it needs), so keeping them this cheap matters as much as their number.
+
+    Probit: see `_probit_forward`.
     """
     inv = 1.0 / sigma
-    a, b = (lo_tau - mu) * inv, (hi_tau - mu) * inv
     lower, upper = observed & has_lower, observed & has_upper
     if link == "logit":
+        a, b = (lo_tau - mu) * inv, (hi_tau - mu) * inv
         # -softplus(-b) - softplus(a) = -max(-b, 0) - max(a, 0) - log((1 + e^-|b|)(1 + e^-|a|)): one log of a
         # product in [1, 4] instead of two log1p; an open end contributes log 1 = 0.
         e_a = jnp.where(lower, jnp.exp(-jnp.abs(a)), 0.0)
@@ -193,11 +154,11 @@ def _ordered_forward(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, 
         d_a = jnp.where(lower, -_sigmoid(a), 0.0)
         d_b = jnp.where(upper, _sigmoid(-b), 0.0)
     else:
-        a_open, b_open = _open_ends(a, b, has_lower, has_upper)
-        value, d_a, d_b = _probit_parts(a_open, b_open)
-        per_draw = jnp.where(observed, value, 0.0)
-        d_a = jnp.where(lower, d_a, 0.0)  # open ends and missing answers carry no gradient
-        d_b = jnp.where(upper, d_b, 0.0)
+        per_draw, d_a, d_b = _probit_forward(mu, lo_tau, hi_tau, inv, has_lower, has_upper, residuals)
+        per_draw = jnp.where(observed, per_draw, 0.0)
+        if residuals:
+            d_a = jnp.where(lower, d_a, 0.0)  # open ends and missing answers carry no gradient
+            d_b = jnp.where(upper, d_b, 0.0)
     total = per_draw.sum(axis=tuple(range(1, mu.ndim - 1)))
     return total, (d_a, d_b, mu, lo_tau, hi_tau, inv)
 
@@ -222,7 +183,7 @@ def ordered_loglik(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, li
 
 @partial(jax.custom_vjp, nondiff_argnums=(7,))
 def _ordered(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, link):
-    return _ordered_forward(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, link)[0]
+    return _ordered_forward(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, link, residuals=False)[0]
 
 
 def _ordered_fwd(mu, lo_tau, hi_tau, sigma, has_lower, has_upper, observed, link):
