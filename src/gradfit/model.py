@@ -64,11 +64,11 @@ class Model:
         lik = self._built.likelihood
         self._layout = lik.layout
         self._f = jax.jit(lik.total)
-        self._vg = jax.jit(jax.value_and_grad(lik.total))
-        self._hess = jax.jit(self._hessian_fn())
+        self._vg = _AheadOfTime(jax.value_and_grad(lik.total))
+        self._hess = _AheadOfTime(self._hessian_fn())
         self._per_person = jax.jit(lik.per_person)
-        self._scores = jax.jit(self._score_fn())
-        self._choice_ll = jax.jit(lik.choice_only) if lik.choice is not None else None
+        self._scores = _AheadOfTime(self._score_fn())
+        self._choice_ll = _AheadOfTime(lik.choice_only) if lik.choice is not None else None
         self._compiled: set[str] = set()
         self._components = self._component_grads = None  # compiled on first use (diagnosis)
 
@@ -246,7 +246,8 @@ class Model:
     def compile(self, which: tuple[str, ...] = FUNCTIONS) -> float:
         """Compile the named functions (default: every one a fit uses) if not done yet; returns the seconds taken.
 
-        Each is compiled by calling it once at the start values, so a call's result is not kept.
+        Compiled ahead of time for the model's own argument shapes, without being run (the Hessian's one run
+        costs as much as ~50 gradients).
         """
         calls = {
             "value_and_grad": self._vg,
@@ -258,7 +259,7 @@ class Model:
         theta = self._theta(None)
         for name in which:
             if name not in self._compiled and calls[name] is not None:
-                jax.block_until_ready(calls[name](theta, self._arrays))
+                calls[name].compile(theta, self._arrays)
             self._compiled.add(name)
         return time.perf_counter() - t0
 
@@ -356,3 +357,28 @@ class _Background:
         if self._error is not None:
             raise self._error
         return self._seconds
+
+
+class _AheadOfTime:
+    """A jitted function that can be compiled for given arguments without running it.
+
+    Calls go to the compiled executable when one exists and the arguments match it (shapes, dtypes,
+    placement), otherwise to the jitted function, which compiles for what it is given as usual (e.g. another
+    set of draws of a different size).
+    """
+
+    def __init__(self, fn) -> None:
+        self.jitted = jax.jit(fn)
+        self.executable = None
+
+    def compile(self, *args) -> None:
+        if self.executable is None:
+            self.executable = self.jitted.lower(*args).compile()
+
+    def __call__(self, *args):
+        if self.executable is not None:
+            try:
+                return self.executable(*args)
+            except TypeError:  # the executable checks its arguments' types before running anything
+                pass
+        return self.jitted(*args)

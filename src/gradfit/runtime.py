@@ -70,6 +70,9 @@ def configure_compilation_cache() -> str | None:
     except OSError:
         return None  # read-only home, say: compile every time rather than fail
     jax.config.update("jax_compilation_cache_dir", str(folder))
+    # JAX caches only programs that took over a second to compile; the scores and the choice part of a model
+    # take less, and reading them back is still faster.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
     return str(folder)
 
 
