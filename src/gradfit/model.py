@@ -9,6 +9,7 @@ from __future__ import annotations
 import platform
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -257,10 +258,12 @@ class Model:
         }
         t0 = time.perf_counter()
         theta = self._theta(None)
-        for name in which:
-            if name not in self._compiled and calls[name] is not None:
-                calls[name].compile(theta, self._arrays)
-            self._compiled.add(name)
+        todo = [calls[n] for n in which if n not in self._compiled and calls[n] is not None]
+        # XLA compiles one program on one thread: several at once take the time of the longest.
+        with ThreadPoolExecutor(max_workers=max(len(todo), 1), thread_name_prefix="gradfit-compile") as pool:
+            for future in [pool.submit(fn.compile, theta, self._arrays) for fn in todo]:
+                future.result()
+        self._compiled.update(which)
         return time.perf_counter() - t0
 
     def fit(self, optimizer: str | None = None, progress=None, start: dict[str, float] | None = None) -> FitResult:

@@ -29,10 +29,10 @@ class Choice:
 
     alternatives: tuple[str, ...]
     latent: tuple[str, ...]
-    x_coef: np.ndarray  # (K,) ext index of each data term's parameter
+    x_coef: np.ndarray  # (K, 2) ext indices of each data term's (up to two) parameters; a constant 1 pads
     x_factor: np.ndarray  # (K,)
     x_target: np.ndarray  # (K, J) one-hot: the term's alternative
-    c_coef: np.ndarray  # (M,) latent-variable terms
+    c_coef: np.ndarray  # (M, 2) latent-variable terms
     c_factor: np.ndarray
     c_target: np.ndarray  # (M, L, J) one-hot
     rest: tuple[Expr | None, ...]  # per alternative; data slots are (N, 1, T), LVs enter as (N, R, 1)
@@ -40,9 +40,9 @@ class Choice:
     def _data_and_latent(self, v: Values, eta: jnp.ndarray, arrays: dict) -> tuple[jnp.ndarray, jnp.ndarray]:
         """The two linear parts: data terms (N, T, J) and latent-variable terms (N, R, J)."""
         dt = v.ext.dtype
-        w = v.ext[self.x_coef] * jnp.asarray(self.x_factor, dt)
+        w = v.ext[self.x_coef].prod(axis=-1) * jnp.asarray(self.x_factor, dt)
         v_data = arrays["X"] @ (w[:, None] * jnp.asarray(self.x_target, dt))
-        g = v.ext[self.c_coef] * jnp.asarray(self.c_factor, dt)
+        g = v.ext[self.c_coef].prod(axis=-1) * jnp.asarray(self.c_factor, dt)
         c = (g[:, None, None] * jnp.asarray(self.c_target, dt)).sum(axis=0)  # (L, J)
         return v_data, eta @ c
 
@@ -195,15 +195,24 @@ def _linearise(spec: ModelSpec, utilities, slots, panel: Panel, coefs: CoefTable
     n_alt = len(utilities)
     cols, x_coef, x_factor, x_target = [], [], [], []
     c_coef, c_factor, c_target, rest = [], [], [], []
+    one = coefs.index(1.0)
+
+    def pair(params: tuple[str, ...]) -> list[int]:
+        return [coefs.index(p) for p in params] + [one] * (2 - len(params))
+
     for j, u in enumerate(utilities):
-        form = decompose(u, set(spec.parameters), set(lvs), set(slots))
-        for factor, param, slot in form.data_terms:
-            cols.append(panel.mask.astype(float) if slot is None else slots[slot][:, 0, :])
-            x_coef.append(coefs.index(param))
+        # Distributed: a scale times a linear utility (scale * (asc + b * x + c * lv)) is linear term by term.
+        form = decompose(u, set(spec.parameters), set(lvs), set(slots), max_params=2, expand=True)
+        for factor, params, data in form.data_terms:
+            col = panel.mask.astype(float)
+            for slot in data:
+                col = col * slots[slot][:, 0, :]
+            cols.append(col)
+            x_coef.append(pair(params))
             x_factor.append(factor)
             x_target.append(np.eye(n_alt)[j])
-        for factor, param, lv in form.lv_terms:
-            c_coef.append(coefs.index(param))
+        for factor, params, lv in form.lv_terms:
+            c_coef.append(pair(params))
             c_factor.append(factor)
             t = np.zeros((len(lvs), n_alt))
             t[lvs.index(lv), j] = 1.0
@@ -213,10 +222,10 @@ def _linearise(spec: ModelSpec, utilities, slots, panel: Panel, coefs: CoefTable
     choice = Choice(
         alternatives=tuple(spec.choice.alternatives),
         latent=lvs,
-        x_coef=np.asarray(x_coef, dtype=np.int32),
+        x_coef=np.asarray(x_coef, dtype=np.int32).reshape(-1, 2),
         x_factor=np.asarray(x_factor, dtype=float),
         x_target=np.asarray(x_target, dtype=float).reshape(len(x_target), n_alt),
-        c_coef=np.asarray(c_coef, dtype=np.int32),
+        c_coef=np.asarray(c_coef, dtype=np.int32).reshape(-1, 2),
         c_factor=np.asarray(c_factor, dtype=float),
         c_target=np.asarray(c_target, dtype=float).reshape(len(c_target), len(lvs), n_alt),
         rest=tuple(rest),

@@ -16,11 +16,15 @@ from gradfit.iclv.formulas import _sum, _terms
 
 @dataclass(frozen=True)
 class LinearForm:
-    """expr == sum(f * p * data[s]) + sum(f * p * lv) + rest, with f a number, p a parameter."""
+    """expr == sum(f * prod(params) * prod(data slots)) + sum(f * prod(params) * lv) + rest, f a number."""
 
-    data_terms: tuple[tuple[float, str, str | None], ...]  # (factor, parameter, data slot or None for 1)
-    lv_terms: tuple[tuple[float, str, str], ...]  # (factor, parameter, latent variable)
+    data_terms: tuple[tuple[float, tuple[str, ...], tuple[str, ...]], ...]  # (factor, parameters, data slots)
+    lv_terms: tuple[tuple[float, tuple[str, ...], str], ...]  # (factor, parameters, latent variable)
     rest: Expr | None
+
+
+# Distributing products over sums multiplies the number of terms; beyond this many, keep the formula as is.
+MAX_EXPANDED_TERMS = 256
 
 
 def _factors(expr: Expr) -> tuple[float, list[Expr]] | None:
@@ -46,19 +50,76 @@ def _factors(expr: Expr) -> tuple[float, list[Expr]] | None:
     return None
 
 
-def decompose(expr: Expr, params: set[str], latent: set[str], slots: set[str]) -> LinearForm:
+def expanded_terms(expr: Expr) -> list[tuple[bool, Expr]]:
+    """Signed terms of `expr` with products distributed over sums: scale * (a + b * x) -> scale * a, scale * b * x.
+
+    Only +, -, * and division by a number are distributed; anything else (exp(...), a product with a
+    quotient by a parameter, ...) stays one term. Falls back to the plain top-level terms when the expansion
+    would exceed MAX_EXPANDED_TERMS.
+    """
+    expanded = _expand(expr)
+    return expanded if expanded is not None and len(expanded) <= MAX_EXPANDED_TERMS else _terms(expr)
+
+
+def _expand(expr: Expr) -> list[tuple[bool, Expr]] | None:
+    if isinstance(expr, Binary) and expr.op in ("+", "-"):
+        left, right = _expand(expr.left), _expand(expr.right)
+        if left is None or right is None:
+            return None
+        return left + [(sign if expr.op == "+" else not sign, t) for sign, t in right]
+    if isinstance(expr, Unary) and expr.op in "+-":
+        inner = _expand(expr.operand)
+        return None if inner is None else [(sign if expr.op == "+" else not sign, t) for sign, t in inner]
+    if isinstance(expr, Binary) and expr.op == "*":
+        left, right = _expand(expr.left), _expand(expr.right)
+        if left is None or right is None or len(left) * len(right) > MAX_EXPANDED_TERMS:
+            return None
+        return [(ls == rs, Binary("*", lt, rt)) for ls, lt in left for rs, rt in right]
+    if isinstance(expr, Binary) and expr.op == "/" and isinstance(expr.right, Const):
+        left = _expand(expr.left)
+        return None if left is None else [(sign, Binary("/", t, expr.right)) for sign, t in left]
+    return [(True, expr)]
+
+
+def decompose(
+    expr: Expr, params: set[str], latent: set[str], slots: set[str], max_params: int = 1, expand: bool = False
+) -> LinearForm:
+    """Split `expr` into data terms, latent-variable terms (each with at most `max_params` parameters as
+    factors; with several parameters, data terms may have several data slots) and the rest.
+
+    With `expand`, each top-level term whose distributed form (`expanded_terms`) is entirely linear is replaced
+    by it: scale * (a + b * x) becomes two linear terms. A term that is not entirely linear stays whole in the
+    rest, so that expansion never duplicates a non-linear part (exp(...) evaluated once per copy).
+    """
     data_terms, lv_terms, rest = [], [], []
-    for positive, term in _terms(expr):
+
+    def linear(positive: bool, term: Expr) -> tuple | None:
         sign = 1.0 if positive else -1.0
         fac = _factors(term)
-        names = [f.id for f in fac[1]] if fac is not None else []
+        if fac is None:
+            return None
+        names = [f.id for f in fac[1]]
         ps = [n for n in names if n in params]
         lvs = [n for n in names if n in latent]
         ds = [n for n in names if n in slots]
-        if fac is not None and len(ps) == 1 and not lvs and len(ds) <= 1 and len(names) == len(ps) + len(ds):
-            data_terms.append((sign * fac[0], ps[0], ds[0] if ds else None))
-        elif fac is not None and len(ps) == 1 and len(lvs) == 1 and len(names) == 2:
-            lv_terms.append((sign * fac[0], ps[0], lvs[0]))
+        if len(names) != len(ps) + len(lvs) + len(ds) or not 1 <= len(ps) <= max_params:
+            return None
+        if not lvs and (len(ds) <= 1 or max_params > 1):
+            return ("data", (sign * fac[0], tuple(ps), tuple(ds)))
+        if len(lvs) == 1 and not ds:
+            return ("lv", (sign * fac[0], tuple(ps), lvs[0]))
+        return None
+
+    for positive, term in _terms(expr):
+        parts = [linear(p, t) for p, t in (expanded_terms(term) if expand else [(True, term)])]
+        if expand and all(parts):
+            parts = [(kind, (f if positive else -f, *rest_)) for kind, (f, *rest_) in parts]
+        elif not expand and parts[0] is not None:
+            kind, (f, *rest_) = parts[0]
+            parts = [(kind, (f if positive else -f, *rest_))]
         else:
             rest.append((positive, term))
+            continue
+        for kind, item in parts:
+            (data_terms if kind == "data" else lv_terms).append(item)
     return LinearForm(tuple(data_terms), tuple(lv_terms), _sum(rest))

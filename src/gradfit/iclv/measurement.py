@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from gradfit.core.logprob import log_binary_logit, log_normal_density, ordered_loglik
+from gradfit.core.logprob import log_binary_logit, ordered_loglik
 from gradfit.errors import DataError
 from gradfit.iclv.data import Panel, column
 from gradfit.iclv.params import CoefTable, Values
@@ -50,13 +50,13 @@ class IndicatorGroup:
     def loglik(self, v: Values, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """eta (N, R, L) -> summed log-probabilities of the group's indicators, (N, R)."""
         a = arrays[self.key]
+        if self.kind == "normal":
+            return self._normal_quadratic(v, eta, a)
         mu = v.ext[self.intercept_index] + eta @ v.ext[self.loading_index].T  # (N, R, K)
         sigma = v.ext[self.scale_index]
         if not self.person_level:
             mu = mu[:, :, None, :]  # (N, R, 1, K) against row data (N, 1, T, K)
-        if self.kind == "normal":
-            lp = log_normal_density(a["y"], mu, sigma)
-        elif self.kind == "binary_logit":
+        if self.kind == "binary_logit":
             lp = log_binary_logit(a["y"] > 0.5, mu / sigma)
         else:
             tau = jnp.einsum("kcm,km->kc", jnp.asarray(self.threshold_map, v.ext.dtype), v.ext[self.threshold_index])
@@ -82,6 +82,32 @@ class IndicatorGroup:
             )
         lp = jnp.where(a["obs"], lp, 0.0)
         return lp.sum(axis=-1) if self.person_level else lp.sum(axis=(-2, -1))
+
+    def _normal_quadratic(self, v: Values, eta: jnp.ndarray, a: dict) -> jnp.ndarray:
+        """Normal indicators as one quadratic in the latent variables per person, (N, R).
+
+        With r = (y - intercept) / sigma and l = loadings / sigma, the summed log-densities over a person's
+        observed indicators (and rows) are sum(-r^2 / 2 - log sigma - log(2 pi) / 2) + eta . sum(r l)
+        - eta' sum(l l') eta / 2: three person-level sums computed once, then L + L^2 operations per draw
+        instead of K indicators x rows of them (h04, nine items, 1,000 draws, 2 cores: value+gradient of the
+        measurement part ~100 -> ~5 ms). Expanding the square costs nothing in accuracy at the sizes of
+        standardised residuals (|r| up to ~1e3 leaves 1e-10 absolute).
+        """
+        dt = v.ext.dtype
+        inv = 1.0 / v.ext[self.scale_index]  # (K,)
+        lam = v.ext[self.loading_index] * inv[:, None]  # (K, L)
+        obs = a["obs"].astype(dt)  # (N, K) or (N, 1, T, K)
+        r = (a["y"] - v.ext[self.intercept_index]) * inv * obs  # 0 where unobserved
+        rows = tuple(range(1, obs.ndim - 1))  # the row axes of row-level indicators (none for person-level)
+        const = (-0.5 * r * r - obs * (jnp.log(jnp.abs(v.ext[self.scale_index])) + 0.5 * np.log(2.0 * np.pi))).sum(
+            axis=(*rows, -1)
+        )  # (N,)
+        b = (r @ lam).sum(axis=rows) if rows else r @ lam  # (N, L)
+        counts = obs.sum(axis=rows) if rows else obs  # (N, K): observations of each indicator
+        c = jnp.einsum("nk,kl,km->nlm", counts, lam, lam)  # (N, L, L)
+        linear = (eta * b[:, None, :]).sum(axis=-1)
+        quadratic = (eta[..., :, None] * eta[..., None, :] * c[:, None]).sum(axis=(-2, -1))
+        return const[:, None] + linear - 0.5 * quadratic
 
 
 def _indicator_values(

@@ -98,12 +98,12 @@ def build_structural(
     x_cols, x_coef, x_factor, x_target = [], [], [], []
     effects = []
     for k, form in enumerate(forms):
-        for factor, param, slot in form.data_terms:
-            x_cols.append(np.ones(panel.n_people) if slot is None else slots[slot][:, 0])
+        for factor, (param,), data in form.data_terms:
+            x_cols.append(slots[data[0]][:, 0] if data else np.ones(panel.n_people))
             x_coef.append(coefs.index(param))
             x_factor.append(factor)
             x_target.append(np.eye(n_lv)[k])
-        for factor, param, lv in form.lv_terms:
+        for factor, (param,), lv in form.lv_terms:
             effects.append((k, names.index(lv), coefs.index(param), factor))
     rank = {name: i for i, name in enumerate(order)}
     effects.sort(key=lambda e: rank[names[e[0]]])
