@@ -152,6 +152,6 @@ def seed_model(
             "alternatives": {alt: {"code": a, "utility": utilities[alt]} for a, alt in enumerate(ALTS)},
         },
         "integration": {"type": "halton", "n": n_draws},
-        "estimation": {"optimizer": "bfgs", "tolerance": 1e-6, "max_iterations": 2000},
+        "estimation": {"optimizer": "trust_bfgs", "tolerance": 1e-6, "max_iterations": 2000},
     }
     return Simulated(data, truth, spec)
