@@ -85,7 +85,11 @@ def build(spec: ModelSpec, df: pd.DataFrame, source: str = "spec", label: str | 
         "coef_consts": coefs.consts,
     }
     null = None if choice is None else choice.null_loglikelihood(c_arrays)
-    widest = max([len(g.names) for g in groups] + [panel.max_rows * len(spec.choice.alternatives) if choice else 0])
+    # normal indicators cost one quadratic per draw however many there are (IndicatorGroup._normal_quadratic)
+    widest = max(
+        [1 if g.kind == "normal" else len(g.names) for g in groups]
+        + [panel.max_rows * len(spec.choice.alternatives) if choice else 0]
+    )
     elements = panel.n_people * draws.shape[1] * widest
     likelihood = Likelihood(layout, structural, tuple(groups), choice, remat=elements > REMAT_ELEMENTS)
     return Built(spec, likelihood, arrays, panel, null, elements)
