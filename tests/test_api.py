@@ -194,3 +194,28 @@ def test_committed_seed_example_matches_the_generator():
     committed = yaml.safe_load(path.read_text(encoding="utf-8"))
     generated = yaml.safe_load(yaml.safe_dump(seed_model().spec, sort_keys=False))
     assert committed == generated
+
+
+def test_compiled_functions_accept_other_argument_shapes(rich_model):
+    """Functions compiled ahead of time for the model's arrays still serve other shapes (through jit)."""
+    rich_model.compile(("value_and_grad",))
+    theta = rich_model._theta(None)
+    arrays = rich_model._arrays
+    value, _ = rich_model._vg(theta, arrays)
+    # the same draws twice over: a different shape, and the same simulated log-likelihood
+    doubled = {
+        **arrays,
+        "draws": np.concatenate([np.asarray(arrays["draws"])] * 2, axis=1),
+        "log_weights": np.asarray(arrays["log_weights"]) - np.log(2.0),
+    }
+    doubled["log_weights"] = np.concatenate([doubled["log_weights"]] * 2)
+    value2, _ = rich_model._vg(theta, doubled)
+    assert float(value2) == pytest.approx(float(value), rel=1e-12)
+
+
+def test_background_compilation_reports_its_error():
+    from gradfit.model import _Background
+
+    with pytest.raises(ZeroDivisionError):
+        _Background(lambda _: 1 / 0, None).join()
+    assert _Background(lambda seconds: seconds, 2.5).join() == 2.5
