@@ -64,7 +64,7 @@ class Placement:
         def put(x, target):
             x = np.asarray(x)
             if np.issubdtype(x.dtype, np.floating):
-                x = x.astype(dtype)
+                x = x.astype(dtype, copy=False)  # no copy of a large draws array already in dtype
             return jax.device_put(x, target)
 
         return {
