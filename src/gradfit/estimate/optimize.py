@@ -164,6 +164,26 @@ def _trust_region_step(g: np.ndarray, H: np.ndarray, radius: float) -> np.ndarra
     return s * (radius / norm) if norm > radius else s
 
 
+def _bounded_step(problem: Problem, theta, g, H, radius) -> tuple[np.ndarray, np.ndarray]:
+    """Trust-region step in the free subspace (parameters not held at a bound by the gradient), clipped to
+    the bounds: (step, trial point)."""
+    free = projected_gradient(theta, g, problem.lower, problem.upper) != 0
+    free |= (theta > problem.lower) & (theta < problem.upper)
+    s = np.zeros_like(theta)
+    s[free] = _trust_region_step(g[free], H[np.ix_(free, free)], radius)
+    trial = np.clip(theta + s, problem.lower, problem.upper)
+    return trial - theta, trial
+
+
+def _next_radius(rho: float, step: float, radius: float) -> float:
+    """Shrink to a quarter of the step after a poor one; double after a good step that reached the boundary."""
+    if rho < 0.25:
+        return 0.25 * max(step, 1e-12)
+    if rho > 0.75 and step >= 0.99 * radius:
+        return radius * 2.0
+    return radius
+
+
 def newton(problem: Problem, tolerance: float, max_iterations: int, progress=None) -> OptimResult:
     theta = problem.start.copy()
     ll, g = _check_start(problem)
@@ -174,12 +194,7 @@ def newton(problem: Problem, tolerance: float, max_iterations: int, progress=Non
     iterations = 0
     while not converged and iterations < max_iterations:
         iterations += 1
-        free = projected_gradient(theta, g, problem.lower, problem.upper) != 0
-        free |= (theta > problem.lower) & (theta < problem.upper)
-        s = np.zeros_like(theta)
-        s[free] = _trust_region_step(g[free], H[np.ix_(free, free)], radius)
-        trial = np.clip(theta + s, problem.lower, problem.upper)
-        s = trial - theta
+        s, trial = _bounded_step(problem, theta, g, H, radius)
         predicted = g @ s + 0.5 * s @ H @ s
         ll_new, g_new = problem.value_and_grad(trial)
         actual = ll_new - ll if np.isfinite(ll_new) else -np.inf
@@ -189,10 +204,7 @@ def newton(problem: Problem, tolerance: float, max_iterations: int, progress=Non
             theta, ll, g = trial, ll_new, g_new
             H = problem.hessian(theta)
             converged = drv.record(theta, ll, g, step)
-        if rho < 0.25:
-            radius = 0.25 * max(step, 1e-12)
-        elif rho > 0.75 and step >= 0.99 * radius:
-            radius *= 2.0
+        radius = _next_radius(rho, step, radius)
         if radius < 1e-14:
             message = "trust region collapsed: no improving step found"
             break
@@ -238,12 +250,7 @@ def trust_bfgs(problem: Problem, tolerance: float, max_iterations: int, progress
     message, converged = "iteration limit reached", drv.record(theta, ll, g, 0.0)
     evaluations = 0
     while not converged and evaluations < 5 * max_iterations and len(drv.history) <= max_iterations:
-        free = projected_gradient(theta, g, problem.lower, problem.upper) != 0
-        free |= (theta > problem.lower) & (theta < problem.upper)
-        s = np.zeros_like(theta)
-        s[free] = _trust_region_step(g[free], -B[np.ix_(free, free)], radius)
-        trial = np.clip(theta + s, problem.lower, problem.upper)
-        s = trial - theta
+        s, trial = _bounded_step(problem, theta, g, -B, radius)
         predicted = g @ s - 0.5 * s @ B @ s
         ll_new, g_new = problem.value_and_grad(trial)
         evaluations += 1
@@ -256,10 +263,7 @@ def trust_bfgs(problem: Problem, tolerance: float, max_iterations: int, progress
         if rho > 1e-4:
             theta, ll, g = trial, ll_new, g_new
             converged = drv.record(theta, ll, g, step)
-        if rho < 0.25:
-            radius = 0.25 * max(step, 1e-12)
-        elif rho > 0.75 and step >= 0.99 * radius:
-            radius *= 2.0
+        radius = _next_radius(rho, step, radius)
         if radius < 1e-14:
             message = "trust region collapsed: no improving step found"
             break
