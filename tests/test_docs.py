@@ -79,7 +79,7 @@ ALLOWED = {
     "runtime": set(),
     "placement": {"errors", "iclv"},
     "runs": {"errors", "io", "estimate"},
-    "model": {"errors", "iclv", "estimate", "io", "placement"},
+    "model": {"errors", "core", "iclv", "estimate", "io", "placement"},
     "diagnose": {"errors", "model"},
     "bench": {"errors", "iclv", "model"},
     "cli": {"errors", "iclv", "estimate", "io", "model", "runs", "diagnose", "bench", "__init__"},

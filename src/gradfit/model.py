@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from gradfit.core.chunks import chunked_map, chunked_sum, plan_chunks
 from gradfit.errors import EstimationError, GradfitError
 from gradfit.estimate import FitResult, Problem, covariances, maximize
 from gradfit.iclv.build import build, integration_nodes, shared_keys
@@ -38,6 +39,10 @@ FUNCTIONS = ("value_and_grad", "scores", "hessian", "choice")
 
 # Elements (people x draws x widest component) processed at once when building the Hessian column by column.
 HESSIAN_BATCH_ELEMENTS = 50_000_000
+# Arrays of people x draws x widest component that a value+gradient holds at once, per person (measured with
+# XLA's memory analysis, benchmarks/NOTES.md); with CHUNK_MEMORY_SHARE of the free memory it sets the chunks.
+WORK_ARRAYS = 12
+CHUNK_MEMORY_SHARE = 0.5
 
 
 class Model:
@@ -57,19 +62,33 @@ class Model:
         t0 = time.perf_counter()
         frame = load_data(spec.data, data, source=spec.name)
         self._built = build(spec, frame, source=spec.name, label=None if data is None else "data (DataFrame)")
-        self.placement = Placement(select_devices(spec.estimation.device))
+        est = spec.estimation
+        self.placement = Placement(select_devices(est.device, est.devices))
         self.device = self.placement.device
-        self.dtype = jnp.float64 if spec.estimation.precision == "float64" else jnp.float32
-        self._arrays = self.placement.arrays(self._built.arrays, self.dtype)
+        # dtype: parameters, per-person log-likelihoods and sums; work_dtype: data, draws, per-draw work.
+        self.dtype = jnp.float32 if est.precision == "float32" else jnp.float64
+        self.work_dtype = jnp.float64 if est.precision == "float64" else jnp.float32
+        self.chunks = plan_chunks(
+            self._built.panel.n_people,
+            len(self.placement.devices),
+            self._work_bytes_per_person(),
+            self._chunk_budget(),
+            est.chunk_size,
+        )
+        self._arrays = self.placement.arrays(self._built.arrays, self.work_dtype, self.chunks.multiple, self.dtype)
         self._setup_s = time.perf_counter() - t0
         lik = self._built.likelihood
         self._layout = lik.layout
-        self._f = jax.jit(lik.total)
-        self._vg = _AheadOfTime(jax.value_and_grad(lik.total))
+        self._shared = frozenset(shared_keys(self._built.arrays))
+        self._total = chunked_sum(lik.total, self.chunks, self._shared)
+        self._f = jax.jit(self._total)
+        self._vg = _AheadOfTime(jax.value_and_grad(self._total))
         self._hess = _AheadOfTime(self._hessian_fn())
-        self._per_person = jax.jit(lik.per_person)
-        self._scores = _AheadOfTime(self._score_fn())
-        self._choice_ll = _AheadOfTime(lik.choice_only) if lik.choice is not None else None
+        self._per_person = jax.jit(chunked_map(lik.per_person, self.chunks, self._shared))
+        self._scores = _AheadOfTime(chunked_map(self._score_fn(), self.chunks, self._shared))
+        self._choice_ll = (
+            _AheadOfTime(chunked_sum(lik.choice_only, self.chunks, self._shared)) if lik.choice is not None else None
+        )
         self._compiled: set[str] = set()
         self._components = self._component_grads = None  # compiled on first use (diagnosis)
 
@@ -82,10 +101,10 @@ class Model:
         (2 cores: seed model 10.9 -> 6.6 s, compile 4.3 -> 2.5 s; Optima classic 2.2 -> 1.6 s). A GPU needs the
         batch to fill it.
         """
-        total = self._built.likelihood.total
-        grad = jax.grad(total)
+        grad = jax.grad(self._total)
         n_params = len(self._layout.free)
-        batch = int(np.clip(HESSIAN_BATCH_ELEMENTS // max(self._built.elements, 1), 1, max(n_params, 1)))
+        per_chunk = self._built.elements / (self.chunks.count * self.chunks.shards)
+        batch = int(np.clip(HESSIAN_BATCH_ELEMENTS // max(per_chunk, 1), 1, max(n_params, 1)))
         if all(d.platform == "cpu" for d in self.placement.devices):
             batch = 1
 
@@ -97,6 +116,20 @@ class Model:
             return 0.5 * (h + h.T)
 
         return hessian
+
+    def _chunk_budget(self) -> float:
+        """Bytes one device may spend on a chunk's work: a share of its free memory less its inputs."""
+        size = jnp.dtype(self.work_dtype).itemsize
+        inputs = sum(
+            x.size * (size if np.issubdtype(x.dtype, np.floating) else x.itemsize)
+            for x in jax.tree_util.tree_leaves(self._built.arrays)
+        )
+        return CHUNK_MEMORY_SHARE * self.placement.free_bytes() - inputs / len(self.placement.devices)
+
+    def _work_bytes_per_person(self) -> float:
+        """Memory one person's share of the value+gradient (or the scores) needs while it is computed."""
+        per_person = self._built.elements / max(self._built.panel.n_people, 1)
+        return per_person * jnp.dtype(self.work_dtype).itemsize * WORK_ARRAYS
 
     def _score_fn(self):
         """Per-person gradients in one batched reverse pass: people are independent, so vmap over them."""
@@ -178,7 +211,7 @@ class Model:
                 out["structural"] = (~jnp.isfinite(lik.latent(theta, arrays))).sum(axis=-1).astype(theta.dtype)
                 return out
 
-            self._components = jax.jit(parts)
+            self._components = jax.jit(chunked_map(parts, self.chunks, self._shared))
         out = self._components(self._theta(params), self._arrays)
         return {k: np.asarray(v)[: self.n_individuals] for k, v in out.items()}
 
@@ -187,13 +220,17 @@ class Model:
         if self._component_grads is None:
             lik = self._built.likelihood
 
-            def grads(theta, arrays):
-                def total(t, name):
-                    w = arrays["person_weight"][:, None]
-                    return (lik.components(t, arrays)[name] * w).sum()
+            names = [f"measurement:{g.key}" for g in lik.indicators] + (["choice"] if lik.choice else [])
 
-                names = list(lik.components(theta, arrays))
-                return {name: jax.grad(total)(theta, name) for name in names}
+            def grads(theta, arrays):
+                def part(name):
+                    def total(t, a):
+                        per_draw = lik.components(t, a)[name].astype(t.dtype)
+                        return (per_draw * a["person_weight"][:, None]).sum()
+
+                    return chunked_sum(total, self.chunks, self._shared)
+
+                return {name: jax.grad(part(name))(theta, arrays) for name in names}
 
             self._component_grads = jax.jit(grads)
         return {k: np.asarray(v) for k, v in self._component_grads(self._theta(params), self._arrays).items()}
@@ -205,8 +242,14 @@ class Model:
         optionally another integration.type of the same size), through the same compiled function."""
         update = {"seed": seed} | ({"type": kind} if kind else {})
         spec = self.spec.model_copy(update={"integration": self.spec.integration.model_copy(update=update)})
-        draws, log_w = integration_nodes(spec, self.n_individuals)
-        arrays = self.placement.arrays({**self._built.arrays, "draws": draws, "log_weights": log_w}, self.dtype)
+        if spec.integration.store_draws:
+            draws, log_w = integration_nodes(spec, self.n_individuals)
+            other = {"draws": draws, "log_weights": log_w}
+        else:  # regenerated on the device: only the seed changes
+            other = {"draw_seed": np.asarray(seed, np.uint32)}
+        arrays = self.placement.arrays(
+            {**self._built.arrays, **other}, self.work_dtype, self.chunks.multiple, self.dtype
+        )
         value, grad = self._vg(self._theta(params), arrays)
         return float(value), np.asarray(grad, dtype=float)
 
@@ -338,6 +381,7 @@ class Model:
             settings={
                 "integration": self.spec.integration.model_dump(),
                 "precision": self.spec.estimation.precision,
+                "chunks": self.chunks.count,
                 "device": self.placement.describe(),
                 "versions": {"jax": jax.__version__, "numpy": np.__version__, "python": platform.python_version()},
             },

@@ -1,12 +1,13 @@
-"""Where a model's arrays live: one accelerator, or the people split across the CPU's cores.
+"""Where a model's arrays live: the people split across devices (data parallel), the rest replicated.
 
-On a CPU, gradfit.runtime has asked JAX for one device per core; the people are split across them: the
-likelihood is a sum over people, so each device computes its share and XLA adds the results. On a GPU one
-device holds everything.
+The likelihood is a sum over people, so each device computes its share and XLA adds the results (one
+reduction). On a CPU, gradfit.runtime has asked JAX for one device per core; on GPUs every visible GPU takes
+a share unless estimation.devices says otherwise.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -18,9 +19,17 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from gradfit.errors import GradfitError
 from gradfit.iclv.build import pad_people, shared_keys
 
+# Arrays used after each person's integral over the draws: kept in the outer precision.
+OUTER_KEYS = ("log_weights", "person_weight")
 
-def select_devices(kind: str) -> tuple:
-    """The devices a model runs on for estimation.device = 'cpu', 'gpu' or 'auto' (the default backend)."""
+
+def select_devices(kind: str, count: int | str = "all") -> tuple:
+    """The devices a model runs on: estimation.device = 'cpu', 'gpu' or 'auto' (the default backend), and
+    estimation.devices = 'all' or how many of them.
+
+    jax.devices() lists every process's devices, so under jax.distributed the people are split across all
+    hosts' devices as well.
+    """
     if kind == "auto":
         kind = jax.default_backend()
     try:
@@ -29,8 +38,13 @@ def select_devices(kind: str) -> tuple:
         raise GradfitError(
             f"estimation.device: no {kind} device is visible to JAX; install gradfit[cuda] or use device: cpu"
         ) from None
-    # Accelerators: one device per model for now; several GPUs are a separate decision (memory, transfer cost).
-    return tuple(devices) if kind == "cpu" else (devices[0],)
+    if count == "all":
+        return tuple(devices)
+    if count > len(devices):
+        raise GradfitError(
+            f"estimation.devices: {count} {kind} devices asked for, {len(devices)} visible; use 'all' or fewer"
+        )
+    return tuple(devices[:count])
 
 
 @dataclass(frozen=True)
@@ -55,23 +69,62 @@ class Placement:
         mesh = Mesh(np.array(self.devices), ("people",))
         return NamedSharding(mesh, PartitionSpec("people")), NamedSharding(mesh, PartitionSpec())
 
-    def arrays(self, arrays: dict, dtype) -> dict:
-        """Cast floating arrays to `dtype`, pad the people to equal shares and place them."""
+    def arrays(self, arrays: dict, dtype, multiple: int | None = None, outer_dtype=None) -> dict:
+        """Cast floating arrays to `dtype`, pad the people to a multiple of `multiple` (default: the number
+        of devices; chunks need more) and place them.
+
+        outer_dtype: the type of the draw weights and person weights, which enter after each person's
+        integral over the draws (float64 under precision 'mixed'); default `dtype`.
+        """
         split, whole = self._shardings
         shared = shared_keys(arrays)
-        arrays = pad_people(arrays, len(self.devices))
+        arrays = pad_people(arrays, multiple or len(self.devices))
 
-        def put(x, target):
+        def put(x, target, dt):
             x = np.asarray(x)
             if np.issubdtype(x.dtype, np.floating):
-                x = x.astype(dtype, copy=False)  # no copy of a large draws array already in dtype
-            return jax.device_put(x, target)
+                x = x.astype(dt, copy=False)  # no copy of a large draws array already in dtype
+            if jax.process_count() == 1:
+                return jax.device_put(x, target)
+            # Several processes (jax.distributed): each one holds the whole host array and hands over the
+            # blocks of its own devices.
+            return jax.make_array_from_callback(x.shape, target, lambda index: x[index])
 
-        return {
-            k: jax.tree_util.tree_map(lambda x, t=(whole if k in shared else split): put(x, t), v)
-            for k, v in arrays.items()
-        }
+        def place(key, tree):
+            target = whole if key in shared else split
+            dt = (outer_dtype or dtype) if key in OUTER_KEYS else dtype
+            return jax.tree_util.tree_map(lambda x: put(x, target, dt), tree)
+
+        return {k: place(k, v) for k, v in arrays.items()}
+
+    def free_bytes(self) -> float:
+        """Free memory of the fullest of this process's devices; a CPU's devices share the machine's RAM."""
+        mine = [d for d in self.devices if d.process_index == jax.process_index()]
+        if mine[0].platform == "cpu":
+            return available_ram() / len(mine)
+        frees = []
+        for d in mine:
+            stats = d.memory_stats() or {}
+            if "bytes_limit" not in stats:
+                return float("inf")  # the backend does not say: no limit known, no chunking
+            frees.append(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+        return float(min(frees))
 
     def vector(self, x, dtype) -> jax.Array:
         """A parameter vector, replicated on every device."""
         return jax.device_put(jnp.asarray(x, dtype), self._shardings[1])
+
+
+def available_ram() -> float:
+    """Bytes of RAM available to new allocations (Linux: MemAvailable), else the free pages."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return float("inf")

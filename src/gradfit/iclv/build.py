@@ -98,7 +98,8 @@ def build(spec: ModelSpec, df: pd.DataFrame, source: str = "spec", label: str | 
 def shared_keys(arrays: dict) -> set[str]:
     """Top-level keys of `arrays` that are not per person (every other leaf has the people on axis 0)."""
     n = arrays["rows"].shape[0]
-    return {"log_weights", "coef_consts"} | ({"draws"} if arrays["draws"].shape[0] != n else set())
+    per_person_draws = "draws" not in arrays or arrays["draws"].shape[0] == n
+    return {"log_weights", "coef_consts", "draw_seed"} | (set() if per_person_draws else {"draws"})
 
 
 def pad_people(arrays: dict, multiple: int) -> dict:

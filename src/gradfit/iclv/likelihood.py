@@ -8,6 +8,7 @@ computed in logs end to end. Its `jax.grad` is exactly the importance-weighted a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax
@@ -30,10 +31,19 @@ class Likelihood:
     choice: Choice | None
 
     remat: bool = False  # see `components`; build() turns it on for large problems
+    # draws(seed, person_index) -> (N, R, L): regenerates the draws where they are not stored (arrays then
+    # hold "person_index" and "draw_seed" instead of "draws"); see gradfit.core.generated_draws.
+    draws: Callable | None = None
 
     def _values_and_latent(self, theta: jnp.ndarray, arrays: dict):
-        v = self.layout.expand(theta, arrays["coef_consts"])
-        return v, self.structural(v, arrays["draws"], arrays["structural"])
+        # The per-draw work runs in the arrays' precision; with float64 parameters and float32 arrays
+        # (precision 'mixed') everything from each person's integral over the draws on stays float64.
+        v = self.layout.expand(theta.astype(arrays["coef_consts"].dtype), arrays["coef_consts"])
+        if self.draws is None:
+            z = arrays["draws"]
+        else:
+            z = self.draws(arrays["draw_seed"], arrays["person_index"])
+        return v, self.structural(v, z, arrays["structural"])
 
     def latent(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """The latent variables at every draw, (N, R, L)."""
@@ -55,16 +65,15 @@ class Likelihood:
 
     def per_draw(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """(N, R) joint log-likelihood of each person's data given each draw."""
-        parts = self.components(theta, arrays)
-        n = arrays["rows"].shape[0]
-        total = jnp.zeros((n, arrays["draws"].shape[1]), theta.dtype)
-        for value in parts.values():
+        parts = list(self.components(theta, arrays).values())
+        total = parts[0]
+        for value in parts[1:]:
             total = total + value
-        return total
+        return jnp.broadcast_to(total, (arrays["rows"].shape[0], arrays["log_weights"].shape[0]))
 
     def per_person(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
-        """(N,) simulated log-likelihood of each person."""
-        return log_mean_exp(self.per_draw(theta, arrays), arrays["log_weights"], axis=1)
+        """(N,) simulated log-likelihood of each person, in theta's precision."""
+        return log_mean_exp(self.per_draw(theta, arrays).astype(theta.dtype), arrays["log_weights"], axis=1)
 
     def total(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         return jnp.dot(self.per_person(theta, arrays), arrays["person_weight"])
@@ -72,5 +81,5 @@ class Likelihood:
     def choice_only(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """Marginal log-likelihood of the choices alone (indicators integrated out), for rho-squared."""
         v, eta = self._values_and_latent(theta, arrays)
-        ll = self.choice.loglik(v, eta, arrays["choice"])
+        ll = self.choice.loglik(v, eta, arrays["choice"]).astype(theta.dtype)
         return jnp.dot(log_mean_exp(ll, arrays["log_weights"], axis=1), arrays["person_weight"])

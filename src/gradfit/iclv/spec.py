@@ -146,6 +146,12 @@ class IntegrationSpec(_Strict):
     )
     antithetic: bool = Field(False, description="Pair every draw z with -z (Monte Carlo only; n even).")
     seed: int = Field(0, description="Seed of the random draws / scrambling.")
+    store_draws: bool = Field(
+        True,
+        description="false: draws are not stored but regenerated on the device inside each chunk from (seed, "
+        "person), so memory does not grow with people x draws (types pseudo and mlhs; a different random "
+        "stream from the stored draws of the same type).",
+    )
     rule: Literal["standard", "biogeme"] = Field(
         "standard",
         description="gauss_hermite only: 'standard' (probabilists' Hermite rule, exact for polynomials) or "
@@ -156,6 +162,10 @@ class IntegrationSpec(_Strict):
     def _rule_needs_quadrature(self) -> IntegrationSpec:
         if self.rule != "standard" and self.type != "gauss_hermite":
             raise ValueError(f"rule {self.rule!r} applies to type gauss_hermite only; remove it or change type")
+        if not self.store_draws and self.type not in ("pseudo", "mlhs"):
+            raise ValueError(
+                f"store_draws: false needs type pseudo or mlhs (generated on the device), not {self.type!r}"
+            )
         return self
 
 
@@ -173,7 +183,24 @@ class EstimationSpec(_Strict):
     )
     max_iterations: Annotated[int, Field(ge=1)] = Field(1000)
     device: Literal["auto", "cpu", "gpu"] = Field("auto", description="Where JAX computes.")
-    precision: Literal["float64", "float32"] = Field("float64", description="Floating-point precision.")
+    precision: Literal["float64", "float32", "mixed"] = Field(
+        "float64",
+        description="float64; float32 (everything single precision); mixed (float32 per draw, float64 from each "
+        "person's integral over the draws on: per-person log-likelihood, sums over people, gradient "
+        "accumulation across chunks, parameters).",
+    )
+    chunk_size: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
+        "auto",
+        description="People per chunk and device: the likelihood, its gradient and the per-person scores are "
+        "computed one chunk at a time, recomputing a chunk's intermediates in the backward pass, so memory "
+        "grows with the chunk, not with people x draws. auto: one chunk when the work fits in about half of the "
+        "device's free memory, else the fewest chunks that fit.",
+    )
+    devices: Literal["all"] | Annotated[int, Field(ge=1)] = Field(
+        "all",
+        description="How many of the visible devices of the chosen kind share the people (data parallel); "
+        "results are equal to rounding on any number.",
+    )
 
 
 class ModelSpec(_Strict):
