@@ -125,3 +125,38 @@ def test_peak_work_memory_follows_the_chunk_not_the_people():
     assert temp[1600, "auto"] > 3.5 * temp[400, "auto"]
     assert temp[1600, 50] < 1.1 * temp[400, 50]
     assert temp[1600, 50] < 0.1 * temp[1600, "auto"]
+
+
+@pytest.fixture(scope="module")
+def generated_rich(rich_frame):
+    spec = rich_spec({"type": "mlhs", "n": 20, "seed": 5, "antithetic": True, "store_draws": False})
+    spec["estimation"] = {"chunk_size": 4}
+    return gradfit.Model(spec, data=rich_frame)
+
+
+def test_generated_draws_are_not_stored_and_equal_the_same_draws_stored(generated_rich, rich_frame):
+    """store_draws: false regenerates per chunk exactly the draws generated_normal_draws gives for each person;
+    a model given those draws as stored data computes the same log-likelihood and gradient."""
+    from gradfit.core.generated_draws import generated_normal_draws
+
+    assert "draws" not in generated_rich._arrays and generated_rich.chunks.count > 1
+    n = generated_rich.n_individuals
+    z = np.asarray(generated_normal_draws("mlhs", 5, np.arange(n), 20, 2, antithetic=True))
+    stored = gradfit.Model(rich_spec({"type": "mlhs", "n": 20, "seed": 5, "antithetic": True}), data=rich_frame)
+    stored._arrays = stored.placement.arrays({**stored._built.arrays, "draws": z}, jnp.float64)
+    params = {k: v * 0.97 for k, v in stored.start_params.items()}
+    _close(generated_rich.loglikelihood(params), stored.loglikelihood(params))
+    _close(list(generated_rich.gradient(params).values()), list(stored.gradient(params).values()))
+    _close(generated_rich.scores(params), stored.scores(params))
+
+
+def test_generated_draws_another_seed_through_the_same_function(generated_rich):
+    v0, g0 = generated_rich.value_and_grad_with_draws(5)
+    v1, _ = generated_rich.value_and_grad_with_draws(6)
+    assert v0 == pytest.approx(generated_rich.loglikelihood(), rel=1e-13)
+    assert v1 != v0 and abs(v1 - v0) < 0.05 * abs(v0)
+
+
+def test_store_draws_false_needs_a_generated_type(rich_frame):
+    with pytest.raises(gradfit.errors.SpecError, match="store_draws: false needs type pseudo or mlhs"):
+        gradfit.Model(rich_spec({"type": "sobol", "n": 20, "store_draws": False}), data=rich_frame)

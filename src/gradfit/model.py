@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from gradfit.core.chunks import chunked_map, chunked_sum, plan_chunks
+from gradfit.core.generated_draws import seed_key
 from gradfit.errors import EstimationError, GradfitError
 from gradfit.estimate import FitResult, Problem, covariances, maximize
 from gradfit.iclv.build import build, integration_nodes, shared_keys
@@ -39,9 +40,11 @@ FUNCTIONS = ("value_and_grad", "scores", "hessian", "choice")
 
 # Elements (people x draws x widest component) processed at once when building the Hessian column by column.
 HESSIAN_BATCH_ELEMENTS = 50_000_000
-# Arrays of people x draws x widest component that a value+gradient holds at once, per person (measured with
-# XLA's memory analysis, benchmarks/NOTES.md); with CHUNK_MEMORY_SHARE of the free memory it sets the chunks.
-WORK_ARRAYS = 12
+# Arrays of people x draws x widest component that a value+gradient holds at once (XLA's memory analysis of
+# the compiled program: up to 10 on the CPU for Optima classic, 2.4 on an H100 for the seed model at
+# 10,000 x 1,000, which XLA's GPU backend fuses more; see benchmarks/NOTES.md), with a margin; with
+# CHUNK_MEMORY_SHARE of the free memory it sets the chunks.
+WORK_ARRAYS = {"cpu": 12, "gpu": 4}
 CHUNK_MEMORY_SHARE = 0.5
 
 
@@ -129,7 +132,8 @@ class Model:
     def _work_bytes_per_person(self) -> float:
         """Memory one person's share of the value+gradient (or the scores) needs while it is computed."""
         per_person = self._built.elements / max(self._built.panel.n_people, 1)
-        return per_person * jnp.dtype(self.work_dtype).itemsize * WORK_ARRAYS
+        arrays = WORK_ARRAYS.get(self.device.platform, WORK_ARRAYS["cpu"])
+        return per_person * jnp.dtype(self.work_dtype).itemsize * arrays
 
     def _score_fn(self):
         """Per-person gradients in one batched reverse pass: people are independent, so vmap over them."""
@@ -245,8 +249,9 @@ class Model:
         if spec.integration.store_draws:
             draws, log_w = integration_nodes(spec, self.n_individuals)
             other = {"draws": draws, "log_weights": log_w}
-        else:  # regenerated on the device: only the seed changes
-            other = {"draw_seed": np.asarray(seed, np.uint32)}
+        else:  # regenerated on the device: only the key changes
+            integ = spec.integration
+            other = {"draw_seed": seed_key(integ.type, seed, integ.n, len(spec.latent_variables), integ.antithetic)}
         arrays = self.placement.arrays(
             {**self._built.arrays, **other}, self.work_dtype, self.chunks.multiple, self.dtype
         )

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from gradfit.core.draws import normal_draws
+from gradfit.core.generated_draws import draws_for_key, seed_key
 from gradfit.core.quadrature import gauss_hermite_normal
 from gradfit.errors import SpecError
 from gradfit.iclv.choice import build_choice
@@ -43,6 +44,8 @@ def integration_nodes(spec: ModelSpec, n_people: int) -> tuple[np.ndarray, np.nd
     if integ.type == "gauss_hermite":
         nodes, log_w = gauss_hermite_normal(integ.n, dim, integ.rule)
         return nodes[None], log_w
+    if not integ.store_draws:  # generated on the device (build): nothing to store
+        return np.zeros((1, 0, dim)), np.full(integ.n, -np.log(integ.n))
     z = normal_draws(integ.type, n_people, integ.n, dim, seed=integ.seed, antithetic=integ.antithetic)
     return z, np.full(integ.n, -np.log(integ.n))
 
@@ -73,8 +76,18 @@ def build(spec: ModelSpec, df: pd.DataFrame, source: str = "spec", label: str | 
             "unidentified); use it, fix it (fixed: true) or remove it"
         )
     draws, log_w = integration_nodes(spec, panel.n_people)
+    integ, generate = spec.integration, None
+    if integ.store_draws or not spec.latent_variables:
+        nodes = {"draws": draws}
+    else:  # regenerated on the device from (seed, person), see gradfit.core.generated_draws
+        dim = len(spec.latent_variables)
+        nodes = {
+            "draw_seed": seed_key(integ.type, integ.seed, integ.n, dim, integ.antithetic),
+            "person_index": np.arange(panel.n_people, dtype=np.int64),
+        }
+        generate = _Generated(integ.type, integ.n, dim, integ.antithetic)
     arrays = {
-        "draws": draws,
+        **nodes,
         "log_weights": log_w,
         "rows": panel.mask,
         # 1 per person; 0 for the copies that padding adds when people are split across devices.
@@ -90,9 +103,25 @@ def build(spec: ModelSpec, df: pd.DataFrame, source: str = "spec", label: str | 
         [1 if g.kind == "normal" else len(g.names) for g in groups]
         + [panel.max_rows * len(spec.choice.alternatives) if choice else 0]
     )
-    elements = panel.n_people * draws.shape[1] * widest
-    likelihood = Likelihood(layout, structural, tuple(groups), choice, remat=elements > REMAT_ELEMENTS)
+    elements = panel.n_people * log_w.shape[0] * widest
+    likelihood = Likelihood(layout, structural, tuple(groups), choice, elements > REMAT_ELEMENTS, generate)
     return Built(spec, likelihood, arrays, panel, null, elements)
+
+
+@dataclass(frozen=True)
+class _Generated:
+    """Likelihood.draws for integration.store_draws = false: (key, person indices) -> (N, R, L) draws, in the
+    working precision of the model (the key's array is integer, so the dtype comes from the caller)."""
+
+    kind: str
+    n_draws: int
+    dim: int
+    antithetic: bool
+
+    def __call__(self, key, people, dtype):
+        return draws_for_key(
+            key, people, kind=self.kind, n_draws=self.n_draws, dim=self.dim, antithetic=self.antithetic, dtype=dtype
+        )
 
 
 def shared_keys(arrays: dict) -> set[str]:

@@ -51,9 +51,10 @@ class Panel:
         missing values don't count; `fix` ends the message). A person whose values are all ignored gets NaN."""
         vals = np.asarray(values, dtype=float)
         skip = np.isnan(vals) if ignore is None else (np.isnan(vals) | ignore)
-        frame = pd.DataFrame({"p": self.person, "v": np.where(skip, np.nan, vals)})
-        grouped = frame.groupby("p", sort=True)["v"]
-        lo, hi = grouped.min().to_numpy(), grouped.max().to_numpy()
+        # On the (N, T) grid, fmin/fmax skip NaN (skipped rows and padding) and give NaN only where a person
+        # has nothing left; a pandas groupby per column took 50 ms per 10^6 rows.
+        grid = self.pad(np.where(skip, np.nan, vals), np.nan)
+        lo, hi = np.fmin.reduce(grid, axis=1), np.fmax.reduce(grid, axis=1)
         bad = np.flatnonzero(~np.isnan(lo) & (lo != hi))
         if bad.size:
             p = bad[0]

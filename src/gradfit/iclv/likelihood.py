@@ -31,8 +31,8 @@ class Likelihood:
     choice: Choice | None
 
     remat: bool = False  # see `components`; build() turns it on for large problems
-    # draws(seed, person_index) -> (N, R, L): regenerates the draws where they are not stored (arrays then
-    # hold "person_index" and "draw_seed" instead of "draws"); see gradfit.core.generated_draws.
+    # draws(key, person_index, dtype) -> (N, R, L): regenerates the draws where they are not stored (arrays
+    # then hold "draw_seed" and "person_index" instead of "draws"); see gradfit.core.generated_draws.
     draws: Callable | None = None
 
     def _values_and_latent(self, theta: jnp.ndarray, arrays: dict):
@@ -42,7 +42,7 @@ class Likelihood:
         if self.draws is None:
             z = arrays["draws"]
         else:
-            z = self.draws(arrays["draw_seed"], arrays["person_index"])
+            z = self.draws(arrays["draw_seed"], arrays["person_index"], arrays["coef_consts"].dtype)
         return v, self.structural(v, z, arrays["structural"])
 
     def latent(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:

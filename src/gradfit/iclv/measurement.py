@@ -177,19 +177,18 @@ def build_measurement(
         for field, lst in cols.items():
             if not lst:
                 continue
-            stacked = np.stack(lst, axis=-1)  # (rows, K)
-            if person_level:
+            if person_level:  # column by column: a (rows, K) stack of row values would only be taken apart
                 arr[field] = np.stack(
                     [
                         panel.person_level(
-                            stacked[:, j],
+                            values,
                             members[j][1].column or members[j][0],
                             ~cols["obs"][j],
                             f"make it constant per person, or set person_level: false on indicator {members[j][0]}",
                         )
                         if field != "obs"
-                        else _any_per_person(panel, stacked[:, j])
-                        for j in range(stacked.shape[1])
+                        else _any_per_person(panel, values)
+                        for j, values in enumerate(lst)
                     ],
                     axis=-1,
                 )
@@ -198,6 +197,7 @@ def build_measurement(
                 arr[field] = np.where(np.isnan(arr[field]), 0.0, arr[field]) if field != "obs" else arr[field]
                 arr[field] = arr[field][:, None]  # (N, 1, K): broadcasts against draws
             else:
+                stacked = np.stack(lst, axis=-1)  # (rows, K)
                 pad = np.zeros((*panel.mask.shape, stacked.shape[1]), dtype=stacked.dtype)
                 pad[panel.person, panel.slot] = stacked
                 arr[field] = pad[:, None]  # (N, 1, T, K): broadcasts against draws
