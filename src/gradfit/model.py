@@ -55,7 +55,7 @@ class Model:
     data: optionally a DataFrame to use instead of the spec's data file.
     """
 
-    def __init__(self, spec: ModelSpec | str | Path | dict, data: pd.DataFrame | None = None):
+    def __init__(self, spec: ModelSpec | str | Path | dict, data: pd.DataFrame | None = None, _built=None):
         if isinstance(spec, str | Path):
             spec = read_spec(spec)
         elif isinstance(spec, dict):
@@ -63,8 +63,10 @@ class Model:
         self.spec: ModelSpec = spec
         self._data = data
         t0 = time.perf_counter()
-        frame = load_data(spec.data, data, source=spec.name)
-        self._built = build(spec, frame, source=spec.name, label=None if data is None else "data (DataFrame)")
+        if _built is None:  # (given by `variant`: the same model and data under other estimation settings)
+            frame = load_data(spec.data, data, source=spec.name)
+            _built = build(spec, frame, source=spec.name, label=None if data is None else "data (DataFrame)")
+        self._built = _built
         est = spec.estimation
         self.placement = Placement(select_devices(est.device, est.devices))
         self.device = self.placement.device
@@ -259,7 +261,13 @@ class Model:
         return float(value), np.asarray(grad, dtype=float)
 
     def variant(self, spec: ModelSpec) -> Model:
-        """Another model on the same data (the DataFrame this one was given, or the spec's file)."""
+        """Another model on the same data (the DataFrame this one was given, or the spec's file).
+
+        A spec that differs only in `estimation` (precision, devices, chunks, optimiser) reuses this model's
+        built arrays instead of reading and building the data again.
+        """
+        if spec.model_copy(update={"estimation": self.spec.estimation}) == self.spec:
+            return Model(spec, data=self._data, _built=self._built)
         return Model(spec, data=self._data)
 
     @property
@@ -295,6 +303,7 @@ class Model:
             value_and_grad=vg,
             hessian=lambda x: np.asarray(self._hess(dev(x), arrays), dtype=float),
             scores=lambda x: np.asarray(self._scores(dev(x), arrays), dtype=float)[:n],
+            rounding=0.0 if self.work_dtype == jnp.float64 else float(jnp.finfo(self.work_dtype).eps),
         )
 
     def compile(self, which: tuple[str, ...] = FUNCTIONS) -> float:

@@ -91,3 +91,31 @@ def test_non_finite_start_is_an_estimation_error(sample):
     for method in METHODS:
         with pytest.raises(EstimationError, match="start values give a non-finite"):
             maximize(problem, method, 1e-8, 10)
+
+
+@pytest.mark.parametrize("method", ["trust_bfgs", "newton"])
+def test_single_precision_likelihood_stops_at_its_rounding_level(sample, method):
+    """A log-likelihood rounded to float32 cannot meet a 1e-12 tolerance. Told its rounding level, a
+    trust-region optimiser stops near the optimum with a message saying so, instead of spending thousands of
+    evaluations on steps it cannot judge; told nothing, it keeps trying."""
+    from dataclasses import replace
+
+    from gradfit.estimate.optimize import ROUNDING_STOP
+
+    exact = normal_problem(sample, start=[39.0, np.log(0.2)])
+    calls = {"n": 0}
+
+    def rounded(theta):
+        calls["n"] += 1
+        ll, g = exact.value_and_grad(theta)
+        return float(np.float32(ll)), g.astype(np.float32).astype(float)
+
+    problem = replace(exact, value_and_grad=rounded, rounding=float(np.finfo(np.float32).eps))
+    res = maximize(problem, method, 1e-12, 1000)
+    assert not res.converged and res.message == ROUNDING_STOP
+    assert res.theta[0] == pytest.approx(sample.mean(), abs=1e-4)
+    assert np.exp(res.theta[1]) == pytest.approx(sample.std(), rel=1e-3)
+    used = calls["n"]
+    calls["n"] = 0
+    blind = maximize(replace(problem, rounding=0.0), method, 1e-12, 1000)
+    assert used < 50 and calls["n"] > 500 and blind.message == "iteration limit reached"

@@ -204,6 +204,9 @@ def newton(problem: Problem, tolerance: float, max_iterations: int, progress=Non
             theta, ll, g = trial, ll_new, g_new
             H = problem.hessian(theta)
             converged = drv.record(theta, ll, g, step)
+        elif _below_rounding(problem, predicted, ll):
+            message = ROUNDING_STOP
+            break
         radius = _next_radius(rho, step, radius)
         if radius < 1e-14:
             message = "trust region collapsed: no improving step found"
@@ -211,6 +214,17 @@ def newton(problem: Problem, tolerance: float, max_iterations: int, progress=Non
     if converged:
         message = "relative gradient below tolerance"
     return OptimResult(theta, float(ll), g, len(drv.history) - 1, converged, message, drv.history)
+
+
+ROUNDING_STOP = (
+    "stopped at the working precision: the predicted gain is below the log-likelihood's rounding error "
+    "(a float32 or mixed model cannot meet the tolerance; use float64 to polish)"
+)
+
+
+def _below_rounding(problem: Problem, predicted: float, ll: float) -> bool:
+    """A rejected step whose predicted gain is below the LL's rounding error: further steps cannot be judged."""
+    return problem.rounding > 0 and predicted <= problem.rounding * max(abs(ll), 1.0)
 
 
 def _bfgs_update(B: np.ndarray, s: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -263,6 +277,9 @@ def trust_bfgs(problem: Problem, tolerance: float, max_iterations: int, progress
         if rho > 1e-4:
             theta, ll, g = trial, ll_new, g_new
             converged = drv.record(theta, ll, g, step)
+        elif _below_rounding(problem, predicted, ll):
+            message = ROUNDING_STOP
+            break
         radius = _next_radius(rho, step, radius)
         if radius < 1e-14:
             message = "trust region collapsed: no improving step found"

@@ -19,3 +19,6 @@ class Problem:
     value_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray]]  # LL and dLL/dtheta
     hessian: Callable[[np.ndarray], np.ndarray]  # d2LL/dtheta2, (P, P)
     scores: Callable[[np.ndarray], np.ndarray]  # per-individual gradients, (N, P)
+    # Relative rounding error of the log-likelihood as computed (0: negligible, float64). The trust-region
+    # optimisers stop once the gain they predict is below it: no step could be told apart from rounding.
+    rounding: float = 0.0
