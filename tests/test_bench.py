@@ -70,3 +70,29 @@ def test_table_output(tiny, capsys):
     assert main(["bench", str(tiny), "--devices", "cpu", "--repeat", "2", "--fd-repeat", "1"]) == 0
     out = capsys.readouterr().out
     assert "autodiff" in out and "fd" in out and "speed-up against fd on cpu" in out
+
+
+def test_precisions_report_their_error_against_float64(tiny):
+    """Each precision is timed, and its LL, gradient and fitted estimates are compared with float64's, which
+    is added as the reference; the errors are those of single precision: nonzero and small."""
+    spec = gradfit.read_spec(tiny)
+    res = run_bench(spec, ["autodiff"], ["cpu"], repeat=2, fit=True, precisions=["float32", "mixed"])
+    assert {t.precision for t in res.timings} == {"float32", "mixed", "float64"}
+    errors = {e["precision"]: e for e in res.precision_errors}
+    assert set(errors) == {"float32", "mixed"}
+    exact = gradfit.Model(spec).fit()
+    for e in errors.values():
+        assert 0 < e["ll_rel_error"] < 1e-5 and 0 < e["grad_max_rel_error"] < 1e-2
+        assert e["estimates_max_abs_error"] < 0.01 * np.abs(exact.theta).max()
+        assert e["estimates_max_shift_in_se"] < 0.1
+    assert {f["precision"] for f in res.fits} == {"float32", "mixed", "float64"}
+
+
+def test_cli_precisions_table_and_bad_precision(tiny, capsys):
+    argv = ["bench", str(tiny), "--devices", "cpu", "--methods", "autodiff", "--repeat", "2"]
+    assert main([*argv, "--precisions", "float64,mixed"]) == 0
+    out = capsys.readouterr().out
+    assert "Error against float64" in out and "cpu mixed: LL" in out
+    assert main([*argv, "--precisions", "bfloat16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--precisions" in err[0]

@@ -19,6 +19,7 @@ from gradfit.iclv.spec import ModelSpec
 from gradfit.model import Model
 
 METHODS = ("fd", "autodiff")
+PRECISIONS = ("float64", "float32", "mixed")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Timing:
     compile_s: float
     evaluations: int  # likelihood calls per gradient (P + 1 for fd, 1 for autodiff)
     max_abs_diff: float | None = None  # |fd - autodiff|, max over parameters (fd rows)
+    precision: str = "float64"
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class BenchResult:
     timings: list[Timing]
     fits: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # Per device and precision other than float64: the error of LL, gradient and (with fits) estimates
+    # against float64 on the same device.
+    precision_errors: list[dict] = field(default_factory=list)
 
     def speedups(self) -> list[dict]:
         """Each timing against finite differences on the CPU (the user's baseline), where measured."""
@@ -55,6 +60,7 @@ class BenchResult:
             {
                 "method": t.method,
                 "device": t.device,
+                "precision": t.precision,
                 "speedup_vs": f"fd/{base.device}",
                 "speedup": base.median_s / t.median_s,
             }
@@ -95,7 +101,8 @@ def _bench_device(model: Model, device: str, methods, repeat: int, fd_repeat: in
     if "autodiff" in methods:
         progress(f"{device}: autodiff gradient x {repeat}")
         med, iqr = _timed(lambda: jax.block_until_ready(model._vg(theta, arrays)), repeat)
-        out.append(Timing("autodiff", device, name, med, iqr, repeat, compile_vg, 1))
+        precision = model.spec.estimation.precision
+        out.append(Timing("autodiff", device, name, med, iqr, repeat, compile_vg, 1, precision=precision))
     if "fd" in methods:
         x0 = np.asarray(model._layout.start, dtype=float)
         n = len(x0)
@@ -116,7 +123,39 @@ def _bench_device(model: Model, device: str, methods, repeat: int, fd_repeat: in
         progress(f"{device}: finite-difference gradient ({n + 1} evaluations) x {fd_repeat}")
         diff = float(np.max(np.abs(fd_gradient() - g)))
         med, iqr = _timed(fd_gradient, fd_repeat)
-        out.append(Timing("fd", device, name, med, iqr, fd_repeat, compile_value, n + 1, diff))
+        precision = model.spec.estimation.precision
+        out.append(Timing("fd", device, name, med, iqr, fd_repeat, compile_value, n + 1, diff, precision))
+    return out
+
+
+def _fit_row(model: Model, device: str) -> tuple[dict, np.ndarray, np.ndarray]:
+    res = model.fit()
+    row = {
+        "device": device,
+        "precision": model.spec.estimation.precision,
+        "loglikelihood": res.loglikelihood,
+        "iterations": res.iterations,
+        "converged": res.converged,
+        **{k: res.timings[k] for k in ("compile_s", "estimate_s", "inference_s")},
+    }
+    return row, res.theta, res.estimates["std_err"].to_numpy()
+
+
+def _precision_error(device, precision, value_grad, reference, fit=None, fit_reference=None) -> dict:
+    """LL and gradient at the start values, and the fitted estimates, against float64's."""
+    (ll, g), (ll64, g64) = value_grad, reference
+    out = {
+        "device": device,
+        "precision": precision,
+        "ll_abs_error": abs(ll - ll64),
+        "ll_rel_error": abs(ll - ll64) / max(abs(ll64), 1e-300),
+        "grad_max_rel_error": float(np.max(np.abs(g - g64)) / max(float(np.max(np.abs(g64))), 1e-300)),
+    }
+    if fit is not None and fit_reference is not None:
+        theta, theta64, se64 = fit[0], fit_reference[0], fit_reference[1]
+        out["estimates_max_abs_error"] = float(np.max(np.abs(theta - theta64)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["estimates_max_shift_in_se"] = float(np.nanmax(np.abs(theta - theta64) / se64))
     return out
 
 
@@ -128,36 +167,52 @@ def run_bench(
     fd_repeat: int = 3,
     fit: bool = False,
     progress: Callable[[str], None] = lambda _: None,
+    precisions: Sequence[str] | None = None,
 ) -> BenchResult:
+    """precisions: time autodiff in each (default: the spec's own) and report each one's error against
+    float64, which is added as the reference when missing; finite differences use the first."""
+    precisions = list(precisions or [spec.estimation.precision])
+    bad = [p for p in precisions if p not in PRECISIONS]
+    if bad:
+        raise GradfitError(f"--precisions: unknown precision {bad[0]!r}; use {', '.join(PRECISIONS)}")
+    if len(precisions) > 1 and "float64" not in precisions:
+        precisions.append("float64")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise GradfitError(f"--methods: unknown method {unknown[0]!r}; use fd and/or autodiff")
     bad = [d for d in devices if d not in ("cpu", "gpu")]
     if bad:
         raise GradfitError(f"--devices: unknown device {bad[0]!r}; use cpu and/or gpu")
-    timings, fits, skipped = [], [], []
+    timings, fits, skipped, errors = [], [], [], []
     model = None
     for device in devices:
         if not _available(device):
             skipped.append(f"{device}: no {device} device visible to JAX")
             continue
-        est = spec.estimation.model_copy(update={"device": device})
-        model = Model(spec.model_copy(update={"estimation": est}))
-        timings += _bench_device(model, device, methods, repeat, fd_repeat, progress)
-        if fit:
-            progress(f"{device}: full fit")
-            res = model.fit()
-            fits.append(
-                {
-                    "device": device,
-                    "loglikelihood": res.loglikelihood,
-                    "iterations": res.iterations,
-                    "converged": res.converged,
-                    **{k: res.timings[k] for k in ("compile_s", "estimate_s", "inference_s")},
-                }
-            )
+        values, fitted = {}, {}
+        for i, precision in enumerate(precisions):
+            est = spec.estimation.model_copy(update={"device": device, "precision": precision})
+            variant = spec.model_copy(update={"estimation": est})
+            # the data are read and built once; other precisions reuse the built arrays
+            model = Model(variant) if model is None else model.variant(variant)
+            if i > 0:
+                progress(f"{device}: {precision}")
+            timings += _bench_device(model, device, methods if i == 0 else ["autodiff"], repeat, fd_repeat, progress)
+            value, grad = model.value_and_grad(model._layout.start)
+            values[precision] = (float(value), np.asarray(grad, dtype=float))
+            if fit:
+                progress(f"{device}: full fit ({precision})")
+                row, theta, se = _fit_row(model, device)
+                fits.append(row)
+                fitted[precision] = (theta, se)
+        if len(precisions) > 1:
+            errors += [
+                _precision_error(device, p, values[p], values["float64"], fitted.get(p), fitted.get("float64"))
+                for p in precisions
+                if p != "float64"
+            ]
     if model is None:
         raise GradfitError(f"--devices: none of {', '.join(devices)} is available; use --devices cpu")
     return BenchResult(
-        spec.name, len(model.parameter_names), model.n_individuals, spec.integration.n, timings, fits, skipped
+        spec.name, len(model.parameter_names), model.n_individuals, spec.integration.n, timings, fits, skipped, errors
     )
