@@ -353,3 +353,22 @@ def test_quadrature_check_warns_when_more_points_change_the_integral(rich_frame)
     assert finding.severity == WARNING and "not converged" in finding.message
     per_person = np.abs(finer.loglikelihood_per_person() - coarse.loglikelihood_per_person())
     assert str(info["people"][0]["person"]) == str(coarse.person_ids[int(np.argmax(per_person))])
+
+
+def test_precision_check_compares_with_float64(iclv_frame, iclv_model, monkeypatch):
+    """A mixed-precision model is compared with the same model in float64 (whose figures the report must
+    match); a float64 model skips the check; a larger error than the tolerance is a warning."""
+    from gradfit.diagnose import WARNING, checks, precision_check
+
+    assert precision_check(iclv_model, iclv_model.start_params) == ({}, [])
+    spec = iclv_spec(GH)
+    spec["estimation"] = {"precision": "mixed"}
+    mixed = gradfit.Model(spec, data=iclv_frame)
+    info, (finding,) = precision_check(mixed, mixed.start_params)
+    assert info["float64"] == pytest.approx(iclv_model.loglikelihood(), rel=1e-13)
+    assert info["loglikelihood"] == pytest.approx(mixed.loglikelihood(), rel=1e-13)
+    assert info["loglikelihood"] != info["float64"] and 0 < info["gradient_max_rel_error"] < 1e-3
+    assert finding.severity == OK and "mixed against float64" in finding.message
+    monkeypatch.setattr(checks, "PRECISION_LL_TOLERANCE", 0.0)
+    _, (finding,) = precision_check(mixed, mixed.start_params)
+    assert finding.severity == WARNING and "use estimation.precision: float64" in finding.message

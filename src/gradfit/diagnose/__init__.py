@@ -6,6 +6,7 @@ from gradfit.diagnose.checks import (
     gradient_check,
     identification,
     nonfinite_locator,
+    precision_check,
     quadrature_check,
     simulation_noise,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "gradient_check",
     "identification",
     "nonfinite_locator",
+    "precision_check",
     "quadrature_check",
     "simulation_noise",
 ]

@@ -294,6 +294,35 @@ def quadrature_check(model: Model, params: dict[str, float]) -> tuple[dict, list
     return info, [Finding("quadrature", OK, msg)]
 
 
+# A float32/mixed model whose log-likelihood is off from float64's by more than this (LL units), or whose
+# gradient is off by more than this share of its largest entry, gets a warning.
+PRECISION_LL_TOLERANCE = 0.01
+PRECISION_GRADIENT_TOLERANCE = 1e-2
+
+
+def precision_check(model: Model, params: dict[str, float]) -> tuple[dict, list[Finding]]:
+    """float32 / mixed only: the log-likelihood and gradient against the same model in float64, so that a user
+    can decide whether single precision is accurate enough (likelihood-ratio tests need the LL to ~0.01)."""
+    precision = model.spec.estimation.precision
+    if precision == "float64":
+        return {}, []
+    est = model.spec.estimation.model_copy(update={"precision": "float64"})
+    exact = model.variant(model.spec.model_copy(update={"estimation": est}))
+    ll, ll64 = model.loglikelihood(params), exact.loglikelihood(params)
+    g = np.array(list(model.gradient(params).values()))
+    g64 = np.array(list(exact.gradient(params).values()))
+    grad_error = float(np.max(np.abs(g - g64)) / max(float(np.max(np.abs(g64))), 1e-300))
+    info = {"precision": precision, "loglikelihood": ll, "float64": ll64, "gradient_max_rel_error": grad_error}
+    msg = (
+        f"{precision} against float64: log-likelihood {ll:.6f} vs {ll64:.6f} ({ll - ll64:+.2g}), gradient "
+        f"largest relative difference {grad_error:.2g}"
+    )
+    if abs(ll - ll64) > PRECISION_LL_TOLERANCE or grad_error > PRECISION_GRADIENT_TOLERANCE:
+        msg += "; single precision is not accurate enough here: use estimation.precision: float64"
+        return info, [Finding("precision", WARNING, msg, info)]
+    return info, [Finding("precision", OK, msg)]
+
+
 def diagnose(model: Model, params: dict[str, float] | None = None, at: str = "start") -> Diagnosis:
     """Every check at `params` (default: the start values)."""
     params = params or model.start_params
@@ -313,5 +342,8 @@ def diagnose(model: Model, params: dict[str, float] | None = None, at: str = "st
         findings += f
         quad, f = quadrature_check(model, params)
         noise = noise | ({"quadrature": quad} if quad else {})
+        findings += f
+        prec, f = precision_check(model, params)
+        noise = noise | ({"precision": prec} if prec else {})
         findings += f
     return Diagnosis(model.spec.name, at, ll, tuple(findings), grad_rows, comps, eigen, noise)
