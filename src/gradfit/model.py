@@ -82,7 +82,8 @@ class Model:
         )
         self._arrays = self.placement.arrays(self._built.arrays, self.work_dtype, self.chunks.multiple, self.dtype)
         self._setup_s = time.perf_counter() - t0
-        lik = self._built.likelihood
+        lik = self._built.likelihood.for_device(self.device.platform, self.work_dtype)
+        self._likelihood = lik
         self._layout = lik.layout
         self._shared = frozenset(shared_keys(self._built.arrays))
         self._total = chunked_sum(lik.total, self.chunks, self._shared)
@@ -139,7 +140,7 @@ class Model:
 
     def _score_fn(self):
         """Per-person gradients in one batched reverse pass: people are independent, so vmap over them."""
-        lik = self._built.likelihood
+        lik = self._likelihood
         # Everything is per person except the draw weights, the coefficient constants, and quadrature nodes.
         shared = shared_keys(self._built.arrays)
         axes = {
@@ -210,7 +211,7 @@ class Model:
         """Each component's log-likelihood per person and draw, (individuals, draws), plus 'structural':
         the number of non-finite latent-variable values per person and draw (0 where all are finite)."""
         if self._components is None:
-            lik = self._built.likelihood
+            lik = self._likelihood
 
             def parts(theta, arrays):
                 out = dict(lik.components(theta, arrays))
@@ -224,7 +225,7 @@ class Model:
     def component_gradients(self, params: dict[str, float] | None = None) -> dict[str, np.ndarray]:
         """Gradient of each component's sum over people and draws, by free parameter (a vector each)."""
         if self._component_grads is None:
-            lik = self._built.likelihood
+            lik = self._likelihood
 
             names = [f"measurement:{g.key}" for g in lik.indicators] + (["choice"] if lik.choice else [])
 

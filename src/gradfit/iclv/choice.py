@@ -36,6 +36,8 @@ class Choice:
     c_factor: np.ndarray
     c_target: np.ndarray  # (M, L, J) one-hot
     rest: tuple[Expr | None, ...]  # per alternative; data slots are (N, 1, T), LVs enter as (N, R, 1)
+    # The denominators as a sum of broadcast products instead of a matrix product (Likelihood.for_device).
+    fused: bool = False
 
     def _data_and_latent(self, v: Values, eta: jnp.ndarray, arrays: dict) -> tuple[jnp.ndarray, jnp.ndarray]:
         """The two linear parts: data terms (N, T, J) and latent-variable terms (N, R, J)."""
@@ -63,7 +65,7 @@ class Choice:
     def loglik(self, v: Values, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """(N, R): sum over the person's rows of log P(chosen alternative)."""
         if all(r is None for r in self.rest):
-            return _factored_loglik(*self._data_and_latent(v, eta, arrays), arrays)
+            return _factored_loglik(*self._data_and_latent(v, eta, arrays), arrays, self.fused)
         return self._direct(v, eta, arrays)
 
     def _direct(self, v: Values, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
@@ -78,12 +80,14 @@ class Choice:
         return float(-np.log(n_avail[np.asarray(arrays["mask"])]).sum())
 
 
-def _factored_loglik(v_data: jnp.ndarray, v_latent: jnp.ndarray, arrays: dict) -> jnp.ndarray:
+def _factored_loglik(v_data: jnp.ndarray, v_latent: jnp.ndarray, arrays: dict, fused: bool = False) -> jnp.ndarray:
     """Panel logit log-likelihood (N, R) when utility = data part (N, T, J) + latent part (N, R, J).
 
     exp(V) = exp(V_data) exp(V_latent), so each denominator sum_j exp(V_ntj + V_nrj) is a small matrix product
     of two exponentiated factors, each shifted by its own maximum: the people x draws x rows x alternatives
-    array of the direct form is never built, and one log per person, draw and row remains.
+    array of the direct form is never built, and one log per person, draw and row remains. `fused` writes that
+    product as J broadcast products, which XLA's GPU backend fuses with the log and the sum over rows (H100,
+    10,000 people x 1,000 draws: 29.7 -> 28.6 ms float64); on the CPU it is slower.
 
     Each shifted exponent is floored at FLOOR = 0.3 log(tiny) (-212 in float64), so a denominator can never
     underflow to 0 (log 0 would poison the gradient). The floor changes a denominator by less than its rounding
@@ -97,7 +101,12 @@ def _factored_loglik(v_data: jnp.ndarray, v_latent: jnp.ndarray, arrays: dict) -
     top_latent = jax.lax.stop_gradient(jnp.max(v_latent, axis=-1, keepdims=True))
     a = jnp.where(avail, jnp.exp(jnp.maximum(v_data - top_data, floor)), 0.0)  # (N, T, J)
     b = jnp.exp(jnp.maximum(v_latent - top_latent, floor))  # (N, R, J)
-    s = jnp.einsum("nrj,ntj->nrt", b, a)
+    if fused:  # a sum of J broadcast products: elementwise, fuses with the log and the sum over t
+        s = b[:, :, None, 0] * a[:, None, :, 0]
+        for j in range(1, b.shape[-1]):
+            s = s + b[:, :, None, j] * a[:, None, :, j]
+    else:
+        s = jnp.einsum("nrj,ntj->nrt", b, a)
     weight = mask.astype(v_data.dtype)
     picked_data = (jnp.where(chosen, v_data, 0.0).sum(-1) * weight).sum(-1)  # (N,)
     counts = (chosen.astype(v_data.dtype) * weight[..., None]).sum(axis=1)  # (N, J): choices of each alternative

@@ -9,7 +9,7 @@ computed in logs end to end. Its `jax.grad` is exactly the importance-weighted a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +34,20 @@ class Likelihood:
     # draws(key, person_index, dtype) -> (N, R, L): regenerates the draws where they are not stored (arrays
     # then hold "draw_seed" and "person_index" instead of "draws"); see gradfit.core.generated_draws.
     draws: Callable | None = None
+
+    def for_device(self, platform: str, work_dtype) -> Likelihood:
+        """The same likelihood with its products written the way that is fastest where it runs.
+
+        Measured (benchmarks/fusion_ab.py, RESULTS.md): on a GPU the panel-logit denominators as broadcast
+        products, and in float32 work also the ordered indicators' means; on a CPU matrix products throughout
+        (XLA's CPU backend runs the broadcast forms' reverse passes several times slower).
+        """
+        if platform != "gpu":
+            return self
+        single = jnp.dtype(work_dtype) == jnp.float32
+        groups = tuple(replace(g, fused=single) for g in self.indicators)
+        choice = None if self.choice is None else replace(self.choice, fused=True)
+        return replace(self, indicators=groups, choice=choice)
 
     def _values_and_latent(self, theta: jnp.ndarray, arrays: dict):
         # The per-draw work runs in the arrays' precision; with float64 parameters and float32 arrays

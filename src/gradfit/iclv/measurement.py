@@ -46,14 +46,19 @@ class IndicatorGroup:
     threshold_index: np.ndarray | None  # (K, M) parameters of each indicator's threshold set (padded)
     threshold_map: np.ndarray | None  # (K, C, M): tau[k] = threshold_map[k] @ ext[threshold_index[k]]
     key: str  # this group's entry in the arrays dict
+    # Ordered kinds: mu as a sum of L broadcast products, draws last, instead of a matrix product and a
+    # transpose (Likelihood.for_device: GPU with float32 work, H100 10,000 x 1,000 mixed 15.3 -> 11.5 ms).
+    fused: bool = False
 
     def loglik(self, v: Values, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """eta (N, R, L) -> summed log-probabilities of the group's indicators, (N, R)."""
         a = arrays[self.key]
         if self.kind == "normal":
             return self._normal_quadratic(v, eta, a)
-        mu = v.ext[self.intercept_index] + eta @ v.ext[self.loading_index].T  # (N, R, K)
         sigma = v.ext[self.scale_index]
+        if self.kind != "binary_logit" and self.fused:
+            return self._ordered_fused(v, eta, a, sigma)
+        mu = v.ext[self.intercept_index] + eta @ v.ext[self.loading_index].T  # (N, R, K)
         if not self.person_level:
             mu = mu[:, :, None, :]  # (N, R, 1, K) against row data (N, 1, T, K)
         if self.kind == "binary_logit":
@@ -82,6 +87,36 @@ class IndicatorGroup:
             )
         lp = jnp.where(a["obs"], lp, 0.0)
         return lp.sum(axis=-1) if self.person_level else lp.sum(axis=(-2, -1))
+
+    def _ordered_fused(self, v: Values, eta: jnp.ndarray, a: dict, sigma) -> jnp.ndarray:
+        """Ordered indicators with mu built draws-last as a sum of L broadcast products (no matrix product)."""
+        w = v.ext[self.loading_index]  # (K, L)
+        eta_t = jnp.moveaxis(eta, -1, 1)  # (N, L, R)
+        mu = v.ext[self.intercept_index][:, None]  # (K, 1)
+        for lv in range(w.shape[1]):
+            mu = mu + w[:, lv, None] * eta_t[:, lv, None, :]  # (N, K, R)
+        if not self.person_level:
+            mu = mu[:, None]  # (N, 1, K, R) against row data (N, T, K, 1)
+        tau = jnp.einsum("kcm,km->kc", jnp.asarray(self.threshold_map, v.ext.dtype), v.ext[self.threshold_index])
+        lo = jnp.where(a["lo"], tau, 0.0).sum(axis=-1)
+        hi = jnp.where(a["hi"], tau, 0.0).sum(axis=-1)
+
+        def last(x):
+            return jnp.moveaxis(x, 1, -1)
+
+        lo, hi = last(lo), last(hi)
+        full = jnp.broadcast_shapes(mu.shape, lo.shape)
+        link = "probit" if self.kind == "ordered_probit" else "logit"
+        return ordered_loglik(
+            jnp.broadcast_to(mu, full),
+            lo,
+            hi,
+            sigma[:, None],
+            last(a["has_lo"]),
+            last(a["has_hi"]),
+            last(a["obs"]),
+            link,
+        )
 
     def _normal_quadratic(self, v: Values, eta: jnp.ndarray, a: dict) -> jnp.ndarray:
         """Normal indicators as one quadratic in the latent variables per person, (N, R).
