@@ -79,10 +79,11 @@ ALLOWED = {
     "runtime": set(),
     "placement": {"errors", "iclv"},
     "runs": {"errors", "io", "estimate"},
+    "sweep": {"errors", "iclv", "io"},
     "model": {"errors", "core", "iclv", "estimate", "io", "placement"},
     "diagnose": {"errors", "model"},
     "bench": {"errors", "iclv", "model"},
-    "cli": {"errors", "iclv", "estimate", "io", "model", "runs", "diagnose", "bench", "__init__"},
+    "cli": {"errors", "iclv", "estimate", "io", "model", "runs", "sweep", "diagnose", "bench", "__init__"},
     "__init__": {"errors", "iclv", "estimate", "io", "model", "runtime"},
     "__main__": {"cli"},
 }

@@ -12,6 +12,7 @@ from gradfit.cli.diagnose import diagnose
 from gradfit.cli.fit import fit
 from gradfit.cli.runs import runs, show
 from gradfit.cli.simulate import simulate
+from gradfit.cli.sweep import sweep
 from gradfit.errors import GradfitError
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app.command()(runs)
 app.command()(show)
 app.command()(diagnose)
 app.command()(bench)
+app.command()(sweep)
 
 
 def main(argv: list[str] | None = None) -> int:
