@@ -90,7 +90,10 @@ def _run_cli(path: Path, *extra: str, **popen) -> subprocess.Popen:
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
-def test_a_killed_sweep_resumes_without_repeating_or_losing_a_run(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["killed", "ctrl-c"])
+def test_a_stopped_sweep_resumes_without_repeating_or_losing_a_run(tmp_path, stop):
+    """SIGKILL: the dead worker's run comes back once its heartbeat is overdue; Ctrl-C: it is queued again at
+    once. Either way every combination ends with exactly one complete run folder."""
     path = _project(
         tmp_path, {**GRID, "name": "killed", "axes": {**GRID["axes"], "estimation.tolerance": [1e-6, 1e-7]}}
     )
@@ -101,8 +104,8 @@ def test_a_killed_sweep_resumes_without_repeating_or_losing_a_run(tmp_path):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
         time.sleep(0.2)
     time.sleep(0.5)  # into the next run
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(stop)
+    proc.wait(timeout=60)
     done_before = sum(_complete_runs(folder).values())
     assert 1 <= done_before < 8
     resumed = _run_cli(path)
