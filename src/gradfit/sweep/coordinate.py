@@ -5,7 +5,7 @@ a study is atomic in the database: a second process gets DuplicatedStudyError an
 A worker takes a trial with `study.ask()`, which moves one WAITING trial to RUNNING under a row lock, so two
 workers never get the same one; it keeps a heartbeat while the fit runs. A worker that dies (SIGKILL, a
 crash) stops beating: after the grace period its trial is marked failed and a copy goes back to the queue
-(`RetryFailedTrialCallback`), so a resumed or surviving worker runs it; a Ctrl-C puts it back at once. A
+(`RetryHeartbeatStaleTrialCallback`), so a resumed or surviving worker runs it; a Ctrl-C puts it back at once. A
 finished run (COMPLETE, or FAIL with the user error it stopped on) is never run again.
 
 SQLite in the sweep folder needs nothing started; a PostgreSQL URL lets workers on several machines share one
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import optuna
-from optuna.storages import RDBStorage, RetryFailedTrialCallback
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from gradfit.errors import GradfitError
@@ -51,7 +51,7 @@ def open_study(url: str, name: str, combos: list[Combination], heartbeat_s: floa
             url,
             heartbeat_interval=max(1, math.ceil(heartbeat_s)),
             grace_period=max(2, math.ceil(GRACE_FACTOR * heartbeat_s)),
-            heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=None),
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=None),
             engine_kwargs={"pool_pre_ping": True},
         )
     except Exception as exc:  # a bad URL, a missing driver, a server that does not answer
