@@ -21,25 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
 import time
 
 import jax
 import numpy as np
+from bench_seed import timed  # the same median and IQR timer (a script's folder is on sys.path)
 
 import gradfit
 from gradfit.iclv.simulate import seed_model
-
-
-def timed(fn, repeat: int) -> tuple[float, float]:
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        samples.append(time.perf_counter() - t0)
-    q = np.percentile(samples, [25, 75])
-    return statistics.median(samples), float(q[1] - q[0])
 
 
 def peak_bytes(model) -> float | None:

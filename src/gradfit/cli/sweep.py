@@ -82,8 +82,6 @@ def sweep(
     if any(codes):
         log(f"{sum(1 for c in codes if c)} worker(s) stopped with an error; run the sweep again to finish it")
     if children:  # the tables again, now with every worker's runs
-        from gradfit.sweep import run_sweep as again
-
-        outcome = again(sweep_file, _fit_one, folder.parent, url, max_runs=0, log=log, heartbeat_s=heartbeat)
+        outcome = run_sweep(sweep_file, _fit_one, folder.parent, url, max_runs=0, log=log, heartbeat_s=heartbeat)
     print(outcome.top)
     print(f"{len(outcome.rows)} of {outcome.total} runs finished; tables in {outcome.folder}")

@@ -62,6 +62,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gradfit.core.draws import _positive_int
 from gradfit.errors import SpecError
 
 __all__ = ["GENERATED_DRAW_TYPES", "generated_normal_draws", "generated_uniform_draws"]
@@ -163,18 +164,6 @@ def _check_arguments(kind: str, seed: int, n_draws: int, dim: int, dtype) -> tup
     # As everywhere in JAX, float64 means float32 while 64-bit mode is off.
     dtype = np.dtype(jax.dtypes.canonicalize_dtype(dtype))
     return kind, seed, n_draws, dim, dtype
-
-
-def _positive_int(name: str, value: int) -> int:
-    if isinstance(value, bool):
-        raise SpecError(f"{name} must be a positive integer, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise SpecError(f"{name} must be a positive integer, got {value!r}") from None
-    if value < 1:
-        raise SpecError(f"{name} must be a positive integer, got {value}")
-    return value
 
 
 def _check_people(people) -> jax.Array:

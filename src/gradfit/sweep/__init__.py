@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from gradfit.io.files import atomic_write_text
 from gradfit.sweep.coordinate import finished_rows, open_study, sqlite_url, work
 from gradfit.sweep.spec import Combination, SweepSpec, combinations, read_sweep
-from gradfit.sweep.summary import format_top, rank, write_summaries
+from gradfit.sweep.summary import format_top, rank, to_json, write_summaries
 
 __all__ = ["Combination", "SweepOutcome", "SweepSpec", "combinations", "read_sweep", "run_sweep", "write_outputs"]
 
@@ -112,7 +113,7 @@ def write_outputs(folder: Path, sweep: SweepSpec, rows: list[dict], total: int) 
                 "error": r["error"],
             }
         )
-    written = [_atomic(folder / "sweep.csv", pd.DataFrame(flat).to_csv(index=False))]
+    written = [atomic_write_text(folder / "sweep.csv", pd.DataFrame(flat).to_csv(index=False))]
     summary = {
         "sweep": sweep.model_dump(mode="json"),
         "runs": total,
@@ -121,24 +122,6 @@ def write_outputs(folder: Path, sweep: SweepSpec, rows: list[dict], total: int) 
         "best": rows[0] if rows else None,
         "rows": rows,
     }
-    written.append(_atomic(folder / "sweep.json", json.dumps(_clean(summary), indent=1, default=str)))
+    written.append(atomic_write_text(folder / "sweep.json", json.dumps(to_json(summary), indent=1, default=str)))
     written += write_summaries(folder, rows, list(sweep.axes), sweep.starts is not None, sweep.tolerance)
     return written
-
-
-def _clean(x):
-    """NaN and infinities as null: JSON has no such numbers."""
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-def _atomic(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path

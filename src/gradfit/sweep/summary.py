@@ -11,15 +11,14 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from gradfit.errors import GradfitError
+from gradfit.io.files import atomic_write_bytes
 
 MAX_LINES = 12  # more estimate lines than this make the stability panel unreadable
 _META = ("trial", "start", "run", "loglikelihood", "converged")
@@ -37,12 +36,12 @@ def _number(x) -> bool:
     return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool | np.bool_)
 
 
-def _json(x):
+def to_json(x):
     """Plain Python values; non-finite floats become None because strict JSON has no NaN."""
     if isinstance(x, dict):
-        return {str(k): _json(v) for k, v in x.items()}
+        return {str(k): to_json(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_json(v) for v in x]
+        return [to_json(v) for v in x]
     if isinstance(x, np.generic):
         x = x.item()
     if isinstance(x, float) and not math.isfinite(x):
@@ -79,7 +78,7 @@ def multistart(rows: list[dict], tolerance: float) -> dict:
         raise GradfitError(f"multistart tolerance must be a finite number >= 0, got {tolerance!r}")
     groups: dict[str, list[dict]] = {}
     for r in sorted(rows, key=lambda r: r["trial"]):
-        groups.setdefault(json.dumps(_json(r.get("axes") or {}), sort_keys=True, default=str), []).append(r)
+        groups.setdefault(json.dumps(to_json(r.get("axes") or {}), sort_keys=True, default=str), []).append(r)
     out = []
     for members in groups.values():
         ok = sorted(
@@ -117,7 +116,7 @@ def multistart(rows: list[dict], tolerance: float) -> dict:
                 "optima": summary,
             }
         )
-    return _json({"tolerance": float(tolerance), "groups": out})
+    return to_json({"tolerance": float(tolerance), "groups": out})
 
 
 def draw_study(rows: list[dict], axis: str) -> pd.DataFrame:
@@ -199,7 +198,7 @@ def draw_study_plot(frame: pd.DataFrame, axis: str, path: str | Path) -> Path:
         ax_est.set_xscale("log")  # draw counts typically double; equal spacing per doubling reads best
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    return _atomic_write(Path(path), buf.getvalue())
+    return atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def format_top(rows: list[dict], k: int = 5) -> str:
@@ -228,20 +227,6 @@ def format_top(rows: list[dict], k: int = 5) -> str:
     return table.to_string(index=False) + f"\nbest run (trial {top[0]['trial']}): {top[0].get('run')}"
 
 
-def _atomic_write(path: Path, data: bytes) -> Path:
-    # a sweep may be summarised again while someone reads the files; never leave them half-written
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp files are private; these are ordinary results
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_summaries(
     folder: str | Path, rows: list[dict], axes_names: list[str], starts: bool, tolerance: float
 ) -> list[Path]:
@@ -254,13 +239,13 @@ def write_summaries(
     written = []
     if starts:
         text = json.dumps(multistart(rows, tolerance), indent=2) + "\n"
-        written.append(_atomic_write(folder / "multistart.json", text.encode("utf-8")))
+        written.append(atomic_write_bytes(folder / "multistart.json", text.encode("utf-8")))
     for axis in axes_names:
         values = [(r.get("axes") or {}).get(axis) for r in rows]
         if not axis.endswith(".n") or not all(_number(v) for v in values) or len(set(values)) < 2:
             continue
         frame = draw_study(rows, axis)
         stem = "draws_" + re.sub(r"[^A-Za-z0-9._-]", "_", axis)  # axis names become file names
-        written.append(_atomic_write(folder / f"{stem}.csv", frame.to_csv(index=False).encode("utf-8")))
+        written.append(atomic_write_bytes(folder / f"{stem}.csv", frame.to_csv(index=False).encode("utf-8")))
         written.append(draw_study_plot(frame, axis, folder / f"{stem}.png"))
     return written
