@@ -62,7 +62,7 @@ def test_grid_writes_run_folders_tables_and_a_draw_study(tmp_path, capsys):
     assert sorted(_complete_runs(folder).values()) == [1, 1, 1, 1]
     summary = json.loads((folder / "sweep.json").read_text())
     assert summary["complete"] and summary["finished"] == 4 and summary["best"]["run"] == table.loc[0, "run"]
-    assert (folder / "sweep.log").read_text().count(": LL ") == 4
+    assert (folder / "sweep.log").read_text().count(": bic ") == 4  # the log names the criterion
     assert (folder / "draws_integration.n.csv").is_file() and (folder / "draws_integration.n.png").is_file()
     assert "best" in out.lower() and str(table.loc[0, "run"]) in out
     # running it again runs nothing more
@@ -125,7 +125,7 @@ def test_two_workers_share_one_queue_and_never_run_the_same_combination(tmp_path
     folder = tmp_path / "runs" / "pair"
     counts = _complete_runs(folder)
     assert len(counts) == 8 and set(counts.values()) == {1}
-    pids = {line.split("]")[0] for line in (folder / "sweep.log").read_text().splitlines() if ": LL " in line}
+    pids = {line.split("]")[0] for line in (folder / "sweep.log").read_text().splitlines() if ": bic " in line}
     assert len(pids) == 2  # both workers ran some
 
 

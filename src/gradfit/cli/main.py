@@ -13,13 +13,14 @@ from gradfit.cli.fit import fit
 from gradfit.cli.runs import runs, show
 from gradfit.cli.simulate import simulate
 from gradfit.cli.sweep import sweep
+from gradfit.cli.vaep import vaep_app
 from gradfit.errors import GradfitError
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Fast, exact estimation of hybrid choice (ICLV) models.",
+    help="Fast, exact estimation of hybrid choice (ICLV) models, and VAEP action values for soccer.",
 )
 app.command()(fit)
 app.command()(simulate)
@@ -28,6 +29,7 @@ app.command()(show)
 app.command()(diagnose)
 app.command()(bench)
 app.command()(sweep)
+app.add_typer(vaep_app, name="vaep")
 
 
 def main(argv: list[str] | None = None) -> int:

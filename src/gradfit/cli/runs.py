@@ -16,7 +16,17 @@ def _row(run) -> dict:
     when = datetime.fromtimestamp(run.file("config.yaml").stat().st_mtime).isoformat(sep=" ", timespec="seconds")
     row = {"model": run.model_dir.name, "run": run.path.name, "date": when, "status": "incomplete"}
     try:
-        if run.complete:
+        if run.complete and run.read_json(RESULTS).get("workload") == "vaep":
+            res = run.read_json(RESULTS)
+            row.update(
+                status="complete",
+                workload="vaep",
+                val_loss=res["val_loss"],
+                converged=res["stopped"] != "not finite",
+                iterations=res["epochs_run"],
+                total_s=res["wall_s"],
+            )
+        elif run.complete:
             res = run.read_json(RESULTS)
             row.update(
                 status="complete",
@@ -38,7 +48,7 @@ def runs(
     runs_dir: Path = typer.Argument(Path("runs"), help="A runs folder (as given to `gradfit fit --runs-dir`)."),
     json_: bool = typer.Option(False, "--json", help="Print the list as JSON."),
 ) -> None:
-    """List runs: model, run, date, log-likelihood, parameters, converged, time, status."""
+    """List runs: model, run, date, log-likelihood (ICLV) or validation loss (VAEP), converged, time, status."""
     from rich.console import Console
     from rich.table import Table
 
@@ -49,8 +59,8 @@ def runs(
         print(json.dumps(rows, indent=1))
         return
     table = Table(box=None, pad_edge=False)
-    for col in ("model", "run", "date", "LL", "params", "converged", "iterations", "time", "status"):
-        table.add_column(col, justify="right" if col in {"LL", "params", "iterations", "time"} else "left")
+    for col in ("model", "run", "date", "LL / val loss", "params", "converged", "iter/epochs", "time", "status"):
+        table.add_column(col, justify="right" if col in {"LL / val loss", "params", "iter/epochs", "time"} else "left")
 
     def fmt(x, spec):
         return "" if x is None else format(x, spec)
@@ -60,7 +70,7 @@ def runs(
             r["model"],
             r["run"],
             r["date"],
-            fmt(r.get("loglikelihood"), ".4f"),
+            fmt(r.get("loglikelihood"), ".4f") if "val_loss" not in r else fmt(r["val_loss"], ".5f"),
             fmt(r.get("n_parameters"), "d"),
             {True: "yes", False: "no"}.get(r.get("converged"), ""),
             fmt(r.get("iterations"), "d"),
@@ -81,10 +91,11 @@ def show(
     from gradfit.runs import CHECKPOINT, resolve_run
 
     folder = resolve_run(run)
-    if folder.complete and folder.file("summary.txt").is_file():
-        print(folder.file("summary.txt").read_text(encoding="utf-8"), end="")
-        print(folder.path)
-        return
+    for summary in ("summary.txt", "metrics.txt"):  # an ICLV fit's estimates; a VAEP model's quality table
+        if folder.complete and folder.file(summary).is_file():
+            print(folder.file(summary).read_text(encoding="utf-8"), end="")
+            print(folder.path)
+            return
     where = "no checkpoint"
     if folder.file(CHECKPOINT).is_file():
         ck = folder.read_json(CHECKPOINT)

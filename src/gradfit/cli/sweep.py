@@ -17,6 +17,55 @@ def _fit_one(spec_path: Path, overrides: list[str], folder: Path, name: str) -> 
     return run.path, record
 
 
+def _train_one(config_path: Path, overrides: list[str], folder: Path, name: str) -> tuple[Path, dict]:
+    from gradfit.cli.vaep_run import train_run
+
+    run, record = train_run(config_path, overrides, folder, name, lambda line: print(line, file=sys.stderr))
+    return run.path, record
+
+
+def _vaep_metrics(record: dict) -> dict:
+    mlp = record["metrics"]["mlp"]
+    out = {
+        "val_loss": record["val_loss"],
+        "converged": record["stopped"] != "not finite",
+        "iterations": record["epochs_run"],
+        "best_epoch": record["best_epoch"],
+        "stopped": record["stopped"],
+        "actions_per_second": record.get("actions_per_second"),
+    }
+    for head, m in mlp.items():
+        out |= {f"{record['metrics_on']}_{k}_{head}": m[k] for k in ("brier", "log_loss", "auc")}
+    return out
+
+
+def _workload(sweep_file: Path):
+    """ICLV, or VAEP when the sweep's base file says `workload: vaep`; with the function that runs one."""
+    import yaml
+
+    from gradfit.sweep import ICLV, Workload
+
+    try:
+        base = yaml.safe_load(sweep_file.read_text(encoding="utf-8")).get("base")
+        kind = yaml.safe_load((sweep_file.parent / base).read_text(encoding="utf-8")).get("workload", "iclv")
+    except (OSError, AttributeError, TypeError, yaml.YAMLError):
+        kind = "iclv"  # read_sweep reports what is wrong with the files
+    if kind != "vaep":
+        return ICLV, _fit_one
+    from gradfit.cli.vaep_run import read_config
+    from gradfit.vaep.config import config_from_dict
+
+    vaep = Workload(
+        name="vaep",
+        read_base=lambda path: read_config(path, []),
+        build=config_from_dict,
+        criteria={"val_loss": -1},
+        default_criterion="val_loss",
+        metrics=_vaep_metrics,
+    )
+    return vaep, _train_one
+
+
 def _worker_env(index: int, workers: int) -> dict:
     """One GPU per worker where there are enough; on a CPU, the cores shared out."""
     env = dict(os.environ)
@@ -54,7 +103,8 @@ def sweep(
 
     if workers < 1 or max_runs < 0 or heartbeat <= 0:
         raise GradfitError("--workers must be at least 1, --max-runs at least 0 and --heartbeat positive")
-    sweep_spec, _, _ = read_sweep(sweep_file)  # bad input fails here, before any worker starts
+    workload, fit_one = _workload(sweep_file)
+    sweep_spec, _, _ = read_sweep(sweep_file, workload)  # bad input fails here, before any worker starts
     folder = (runs_dir or sweep_file.parent / "runs") / sweep_spec.name
     folder.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(folder / 'sweep.db').resolve()}"
@@ -66,7 +116,10 @@ def sweep(
     children = []
     if workers > 1:
         # the queue is created here first, so the workers only join it
-        run_sweep(sweep_file, _fit_one, folder.parent, url, max_runs=0, log=log, outputs=False, heartbeat_s=heartbeat)
+        run_sweep(
+            sweep_file, fit_one, folder.parent, url, max_runs=0, log=log, outputs=False, heartbeat_s=heartbeat,
+            workload=workload,
+        )  # fmt: skip
         for i in range(1, workers):
             argv = [sys.executable, "-m", "gradfit", "sweep", str(sweep_file), *common]
             if max_runs:
@@ -75,13 +128,16 @@ def sweep(
         os.environ.update({k: v for k, v in _worker_env(0, workers).items() if k in ("CUDA_VISIBLE_DEVICES",)})
     try:
         outcome = run_sweep(
-            sweep_file, _fit_one, folder.parent, url, max_runs=max_runs or None, log=log, heartbeat_s=heartbeat
-        )
+            sweep_file, fit_one, folder.parent, url, max_runs=max_runs or None, log=log, heartbeat_s=heartbeat,
+            workload=workload,
+        )  # fmt: skip
     finally:
         codes = [c.wait() for c in children]
     if any(codes):
         log(f"{sum(1 for c in codes if c)} worker(s) stopped with an error; run the sweep again to finish it")
     if children:  # the tables again, now with every worker's runs
-        outcome = run_sweep(sweep_file, _fit_one, folder.parent, url, max_runs=0, log=log, heartbeat_s=heartbeat)
+        outcome = run_sweep(
+            sweep_file, fit_one, folder.parent, url, max_runs=0, log=log, heartbeat_s=heartbeat, workload=workload
+        )
     print(outcome.top)
     print(f"{len(outcome.rows)} of {outcome.total} runs finished; tables in {outcome.folder}")

@@ -9,13 +9,13 @@ lists the closest keys instead of a silently ignored value.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel
 
 from gradfit.errors import SpecError
-from gradfit.iclv.spec import ModelSpec
 from gradfit.io.spec import spec_from_dict
 
 
@@ -52,13 +52,25 @@ def _assign(tree: dict, path: list[str], value: Any, text: str) -> None:
             node = node[part]
 
 
-def apply_overrides(spec: ModelSpec, assignments: Sequence[str], source: str = "spec") -> ModelSpec:
-    """A new spec with each 'dotted.key=value' applied in order (later ones win)."""
+Spec = TypeVar("Spec", bound=BaseModel)
+
+
+def apply_overrides(
+    spec: Spec,
+    assignments: Sequence[str],
+    source: str = "spec",
+    build: Callable[..., Spec] | None = None,
+) -> Spec:
+    """A new spec with each 'dotted.key=value' applied in order (later ones win).
+
+    `build(tree, source=...)` validates the changed tree: an ICLV model spec by default; other workloads
+    pass their own (e.g. the VAEP config's `config_from_dict`).
+    """
     if not assignments:
         return spec
     tree = spec.model_dump(mode="json")
     for text in assignments:
         path, value = parse_assignment(text)
         _assign(tree, path, value, text)
-    # The data path in the dump is already absolute, so no base folder is needed.
-    return spec_from_dict(tree, source=f"{source} with --set")
+    # The data paths in the dump are already absolute, so no base folder is needed.
+    return (build or spec_from_dict)(tree, source=f"{source} with --set")

@@ -9,7 +9,6 @@ the base spec with a list of `--set` overrides into a run folder and returns (ru
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +20,19 @@ from gradfit.io.files import atomic_write_text
 from gradfit.sweep.coordinate import finished_rows, open_study, sqlite_url, work
 from gradfit.sweep.spec import Combination, SweepSpec, combinations, read_sweep
 from gradfit.sweep.summary import format_top, rank, to_json, write_summaries
+from gradfit.sweep.workload import ICLV, Workload
 
-__all__ = ["Combination", "SweepOutcome", "SweepSpec", "combinations", "read_sweep", "run_sweep", "write_outputs"]
+__all__ = [
+    "ICLV",
+    "Combination",
+    "SweepOutcome",
+    "SweepSpec",
+    "Workload",
+    "combinations",
+    "read_sweep",
+    "run_sweep",
+    "write_outputs",
+]
 
 FitOne = Callable[[Path, list[str], Path, str], tuple[Path, dict]]
 
@@ -36,12 +46,6 @@ class SweepOutcome:
     top: str  # the top 5 as text
 
 
-def criterion_value(criterion: str, record: dict) -> float:
-    """Higher is better: LL, or minus AIC / BIC."""
-    value = record["loglikelihood"] if criterion == "loglikelihood" else -record[criterion]
-    return float(value) if value is not None and math.isfinite(value) else float("nan")
-
-
 def run_sweep(
     sweep_path: Path,
     fit_one: FitOne,
@@ -51,9 +55,10 @@ def run_sweep(
     log: Callable[[str], None] = print,
     outputs: bool = True,
     heartbeat_s: float | None = None,
+    workload: Workload = ICLV,
 ) -> SweepOutcome:
     """Join (or start) the sweep and run queued combinations; with `outputs`, write the tables afterwards."""
-    sweep, base_path, base = read_sweep(sweep_path)
+    sweep, base_path, base = read_sweep(sweep_path, workload)
     combos = combinations(sweep, base)
     folder = (runs_dir or sweep_path.parent / "runs") / sweep.name
     folder.mkdir(parents=True, exist_ok=True)
@@ -70,29 +75,45 @@ def run_sweep(
 
     def run_one(combo: Combination, name: str) -> dict:
         run_path, record = fit_one(base_path, combo.overrides, folder, name)
+        metrics = workload.metrics(record)
         return {
-            "loglikelihood": record["loglikelihood"],
-            "aic": record["aic"],
-            "bic": record["bic"],
-            "criterion": criterion_value(sweep.criterion, record),
-            "converged": record["converged"],
-            "iterations": record["iterations"],
+            **metrics,
+            "criterion_name": sweep.criterion,
+            "criterion_value": metrics.get(sweep.criterion),
+            "criterion": workload.criterion(sweep.criterion, metrics),
             "wall_s": record.get("wall_s"),
             "run": str(run_path),
-            "estimates": record["estimates"],
         }
 
     ran = work(study, run_one, say, max_runs=max_runs, **extra)
-    rows = rank(finished_rows(study))
-    top = format_top(rows) if rows else "no finished runs yet"
+    rows = rank(finished_rows(study, tuple(workload.criteria)))
+    top = format_top(rows, metric=sweep.criterion) if rows else "no finished runs yet"
     if outputs:
-        write_outputs(folder, sweep, rows, len(combos))
+        write_outputs(folder, sweep, rows, len(combos), workload)
     return SweepOutcome(folder, rows, len(combos), ran, top)
 
 
-def write_outputs(folder: Path, sweep: SweepSpec, rows: list[dict], total: int) -> list[Path]:
+def _mark_best(folder: Path, run: Path) -> Path:
+    """<sweep folder>/best -> the best run's folder (a symlink, replaced atomically; a text file where links fail)."""
+    link, tmp = folder / "best", folder / ".best.tmp"
+    try:
+        target = os.path.relpath(run, folder)
+        tmp.unlink(missing_ok=True)
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+    except OSError:
+        atomic_write_text(link, str(run) + "\n")
+    return link
+
+
+def write_outputs(
+    folder: Path, sweep: SweepSpec, rows: list[dict], total: int, workload: Workload = ICLV
+) -> list[Path]:
     """sweep.csv (one row per finished run, best first, the best marked), sweep.json, and the summaries."""
     flat = []
+    skip = {"trial", "key", "axes", "start", "state", "criterion", "converged", "iterations", "time_s", "run", "error"}
+    skip |= {"estimates", "std_errors"}
+    sign = workload.criteria[sweep.criterion]
     for i, r in enumerate(rows):
         flat.append(
             {
@@ -102,10 +123,8 @@ def write_outputs(folder: Path, sweep: SweepSpec, rows: list[dict], total: int) 
                 **{f"axis:{k}": v for k, v in r["axes"].items()},
                 **({"start": r["start"]} if sweep.starts else {}),
                 "state": r["state"],
-                "loglikelihood": r["loglikelihood"],
-                "aic": r["aic"],
-                "bic": r["bic"],
-                sweep.criterion if sweep.criterion == "loglikelihood" else f"-{sweep.criterion}": r["criterion"],
+                **{k: v for k, v in r.items() if k not in skip and not isinstance(v, dict | list)},
+                sweep.criterion if sign > 0 else f"-{sweep.criterion}": r["criterion"],
                 "converged": r["converged"],
                 "iterations": r["iterations"],
                 "time_s": r["time_s"],
@@ -123,5 +142,9 @@ def write_outputs(folder: Path, sweep: SweepSpec, rows: list[dict], total: int) 
         "rows": rows,
     }
     written.append(atomic_write_text(folder / "sweep.json", json.dumps(to_json(summary), indent=1, default=str)))
-    written += write_summaries(folder, rows, list(sweep.axes), sweep.starts is not None, sweep.tolerance)
+    best = next((r for r in rows if r.get("run") and r["state"] == "complete"), None)
+    if best is not None:
+        written.append(_mark_best(folder, Path(best["run"])))
+    if "loglikelihood" in workload.criteria:  # multistart optima and draw studies compare likelihoods
+        written += write_summaries(folder, rows, list(sweep.axes), sweep.starts is not None, sweep.tolerance)
     return written

@@ -160,13 +160,31 @@ def work(
         beat.stop()
         trial.set_user_attr("record", record)
         study.tell(trial, float(record["criterion"]) if math.isfinite(record["criterion"]) else float("-inf"))
-        log(f"run {trial.number}: {combo.key}: LL {record['loglikelihood']:.4f}")
+        value = record.get("criterion_value")
+        shown = f"{value:.4f}" if isinstance(value, int | float) else str(value)
+        log(f"run {trial.number}: {combo.key}: {record.get('criterion_name', 'criterion')} {shown}")
         done += 1
     return done
 
 
-def finished_rows(study: optuna.Study) -> list[dict]:
-    """One row per finished combination (completed, or failed on a user error), in trial order."""
+_NOT_METRICS = {
+    "criterion",
+    "criterion_name",
+    "criterion_value",
+    "wall_s",
+    "run",
+    "estimates",
+    "converged",
+    "iterations",
+}
+
+
+def finished_rows(study: optuna.Study, metrics: tuple[str, ...] = ("loglikelihood", "aic", "bic")) -> list[dict]:
+    """One row per finished combination (completed, or failed on a user error), in trial order.
+
+    `metrics` are the workload's criteria: every row has them (NaN for a failed run), next to whatever
+    other numbers the runs recorded.
+    """
     rows = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
         combo = t.user_attrs.get("combination")
@@ -182,7 +200,9 @@ def finished_rows(study: optuna.Study) -> list[dict]:
                 "start": combo["start"],
                 "state": "complete" if t.state == TrialState.COMPLETE else "failed",
                 "error": t.user_attrs.get("error"),
-                **{k: record.get(k, float("nan")) for k in ("loglikelihood", "aic", "bic", "criterion")},
+                **{k: float("nan") for k in (*metrics, "criterion")},
+                **{k: v for k, v in record.items() if k not in _NOT_METRICS},
+                "criterion": record.get("criterion", float("nan")),
                 "converged": record.get("converged", False),
                 "iterations": record.get("iterations"),
                 "time_s": record.get("wall_s", float("nan")),

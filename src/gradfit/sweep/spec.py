@@ -5,7 +5,7 @@ base: seed_iclv.yaml            # relative to the sweep file
 axes:                            # any spec key, a list of values each; the runs are their product
   integration.n: [500, 1000]
 starts: {count: 20, scale: 0.5, seed: 1}
-criterion: loglikelihood         # or aic, bic
+criterion: loglikelihood         # or aic, bic; val_loss for a VAEP base (`workload: vaep`)
 tolerance: 0.01                  # log-likelihood units: runs this close share an optimum
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import numpy as np
 import yaml
@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gradfit.errors import SpecError
 from gradfit.iclv.spec import ModelSpec
-from gradfit.io import read_spec
 from gradfit.io.overrides import apply_overrides
+from gradfit.sweep.workload import ICLV, Workload
 
 
 class StartsSpec(BaseModel):
@@ -40,7 +40,9 @@ class SweepSpec(BaseModel):
     base: str = Field(description="The model spec every run starts from (path relative to the sweep file).")
     axes: dict[str, list[Any]] = Field(default_factory=dict, description="Dotted spec key -> values to try.")
     starts: StartsSpec | None = None
-    criterion: Literal["loglikelihood", "aic", "bic"] = "loglikelihood"
+    criterion: str | None = Field(
+        None, description="What ranks the runs: loglikelihood, aic or bic (ICLV); val_loss (VAEP). Default: the first."
+    )
     tolerance: Annotated[float, Field(gt=0)] = Field(0.01, description="LL units within which optima are one.")
 
 
@@ -53,8 +55,11 @@ class Combination(BaseModel):
     overrides: list[str]
 
 
-def read_sweep(path: str | Path) -> tuple[SweepSpec, Path, ModelSpec]:
-    """The sweep file, the base spec's path and the base spec, every axis value checked against the spec."""
+def read_sweep(path: str | Path, workload: Workload = ICLV) -> tuple[SweepSpec, Path, BaseModel]:
+    """The sweep file, the base file's path and the base, every axis value checked against the base.
+
+    The sweep's criterion is filled in with the workload's default when the file names none.
+    """
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -75,12 +80,20 @@ def read_sweep(path: str | Path) -> tuple[SweepSpec, Path, ModelSpec]:
     for axis, values in sweep.axes.items():
         if not values:
             raise SpecError(f"{path}: axes.{axis}: an empty list; give at least one value")
+    criterion = sweep.criterion or workload.default_criterion
+    if criterion not in workload.criteria:
+        raise SpecError(
+            f"{path}: criterion: {criterion!r} is not one of {', '.join(workload.criteria)} ({workload.name})"
+        )
+    sweep = sweep.model_copy(update={"criterion": criterion})
+    if sweep.starts is not None and not workload.starts:
+        raise SpecError(f"{path}: starts: random starts are for ICLV models; sweep a seed key as an axis instead")
     base_path = (path.parent / sweep.base).resolve()
-    base = read_spec(base_path)
-    for axis, values in sweep.axes.items():  # each value must make a valid spec, before anything runs
+    base = workload.read_base(base_path)
+    for axis, values in sweep.axes.items():  # each value must make a valid base, before anything runs
         for value in values:
             try:
-                apply_overrides(base, [_assignment(axis, value)], source=f"{path}: axes.{axis}")
+                apply_overrides(base, [_assignment(axis, value)], source=f"{path}: axes.{axis}", build=workload.build)
             except SpecError as exc:
                 raise SpecError(f"{path}: axes.{axis}: {str(exc).replace('--set ', 'value ', 1)}") from None
     return sweep, base_path, base
@@ -111,7 +124,7 @@ def random_start(base: ModelSpec, k: int, starts: StartsSpec) -> dict[str, float
     return out
 
 
-def combinations(sweep: SweepSpec, base: ModelSpec) -> list[Combination]:
+def combinations(sweep: SweepSpec, base: BaseModel) -> list[Combination]:
     """Every run of the sweep, in a fixed order: the grid's product (first axis slowest) times the starts."""
     names = list(sweep.axes)
     grid = list(itertools.product(*(sweep.axes[n] for n in names))) or [()]

@@ -201,8 +201,8 @@ def draw_study_plot(frame: pd.DataFrame, axis: str, path: str | Path) -> Path:
     return atomic_write_bytes(Path(path), buf.getvalue())
 
 
-def format_top(rows: list[dict], k: int = 5) -> str:
-    """Plain-text table of the k best runs, then a line naming the best run's folder."""
+def format_top(rows: list[dict], k: int = 5, metric: str = "loglikelihood") -> str:
+    """Plain-text table of the k best runs (with the ranking metric), then a line naming the best run's folder."""
     top = rank(rows)[:k]
     if not top:
         return "no finished runs"
@@ -216,7 +216,7 @@ def format_top(rows: list[dict], k: int = 5) -> str:
             "trial": [r["trial"] for r in top],
             "axes": [" ".join(f"{a}={v}" for a, v in (r.get("axes") or {}).items()) or "-" for r in top],
             "start": ["-" if r.get("start") is None else r["start"] for r in top],
-            "loglik": num("loglikelihood", ".4f"),
+            ("loglik" if metric == "loglikelihood" else metric): num(metric, ".4f"),
             "criterion": num("criterion", ".4f"),
             "conv": ["yes" if r.get("converged") else "no" for r in top],
             "iter": [r.get("iterations", "") for r in top],
