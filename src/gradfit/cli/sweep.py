@@ -28,6 +28,7 @@ def _vaep_metrics(record: dict) -> dict:
     mlp = record["metrics"]["mlp"]
     out = {
         "val_loss": record["val_loss"],
+        "val_skill": record.get("val_skill"),
         "converged": record["stopped"] != "not finite",
         "iterations": record["epochs_run"],
         "best_epoch": record["best_epoch"],
@@ -59,7 +60,8 @@ def _workload(sweep_file: Path):
         name="vaep",
         read_base=lambda path: read_config(path, []),
         build=config_from_dict,
-        criteria={"val_loss": -1},
+        # val_skill (1 - val_loss / base-rate loss) compares runs with different horizons; val_loss does not
+        criteria={"val_loss": -1, "val_skill": 1},
         default_criterion="val_loss",
         metrics=_vaep_metrics,
     )

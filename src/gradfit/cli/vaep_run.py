@@ -178,6 +178,7 @@ def train_run(
     say(f"{result.stopped} after {result.epochs_run} epochs; best epoch {result.best_epoch}")
 
     y = np.asarray(prepared.y)
+    prior = prior_loss(y[train_rows].mean(axis=0), y[val_rows])
     metrics: dict = {"mlp": {}}
     eval_rows = test_rows if len(test_rows) else val_rows
     p_mlp = np.asarray(pipeline.predict(model, prepared.x[eval_rows]))
@@ -204,6 +205,9 @@ def train_run(
         "workload": "vaep",
         "model": config.name,
         "val_loss": result.best_val_loss,
+        # the base rates' loss, and the share of it the model removes: comparable across horizons
+        "val_prior_loss": prior,
+        "val_skill": 1.0 - result.best_val_loss / prior if prior > 0 else None,
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "stopped": result.stopped,
@@ -220,7 +224,9 @@ def train_run(
         "git_commit": git_commit(Path(config_path).resolve().parent),
         "config": str(Path(config_path).resolve()),
         "overrides": list(overrides),
-        "versions": package_versions(("gradfit", "jax", "jaxlib", "numpy", "optax", "xgboost", "kloppy")),
+        "versions": package_versions(
+            ("gradfit", "jax", "jaxlib", "numpy", "optax", "xgboost", "xgboost-cpu", "kloppy")
+        ),
         "wall_s": time.perf_counter() - t_start,
     }
     recorder.log(f"finished: best epoch {result.best_epoch}, val loss {result.best_val_loss:.6f}")
@@ -228,6 +234,12 @@ def train_run(
     run.write_text("metrics.txt", format_metrics(record))
     run.finish(record)
     return run, record
+
+
+def prior_loss(rates: np.ndarray, y: np.ndarray) -> float:
+    """Validation loss (summed over the heads, as the MLP's) of predicting the training base rates."""
+    p = np.clip(rates, 1e-12, 1 - 1e-12)
+    return float(np.mean(np.sum(-(y * np.log(p) + (1 - y) * np.log1p(-p)), axis=1)))
 
 
 def format_metrics(record: dict) -> str:
@@ -243,11 +255,15 @@ def format_metrics(record: dict) -> str:
 
 
 def find_model_run(config, runs_dir: Path | None, config_path: Path, model: str) -> RunFolder:
-    """`latest`, a run folder's name under the model's folder, or a path to a run folder."""
+    """`latest`, a run folder's name (or the --name it was trained with) under the model's folder, or a path."""
     base = (runs_dir if runs_dir is not None else Path(config_path).parent / "runs") / config.name
     candidate = base / model if model != "latest" else base / "latest"
     if not candidate.exists() and Path(model).exists():
         candidate = Path(model)
+    if not candidate.exists() and base.is_dir():  # the --name given at training: <stamp>-<name>, newest first
+        named = sorted(p for p in base.iterdir() if p.is_dir() and p.name.endswith(f"-{model}"))
+        if named:
+            candidate = named[-1]
     if not candidate.exists():
         raise RunError(f"--model {model}: no such run under {base}; `gradfit runs {base.parent}` lists them")
     run = resolve_run(candidate)

@@ -41,7 +41,8 @@ class SweepSpec(BaseModel):
     axes: dict[str, list[Any]] = Field(default_factory=dict, description="Dotted spec key -> values to try.")
     starts: StartsSpec | None = None
     criterion: str | None = Field(
-        None, description="What ranks the runs: loglikelihood, aic or bic (ICLV); val_loss (VAEP). Default: the first."
+        None,
+        description="What ranks runs: loglikelihood, aic, bic (ICLV); val_loss, val_skill (VAEP). Default: the first.",
     )
     tolerance: Annotated[float, Field(gt=0)] = Field(0.01, description="LL units within which optima are one.")
 
@@ -95,7 +96,9 @@ def read_sweep(path: str | Path, workload: Workload = ICLV) -> tuple[SweepSpec, 
             try:
                 apply_overrides(base, [_assignment(axis, value)], source=f"{path}: axes.{axis}", build=workload.build)
             except SpecError as exc:
-                raise SpecError(f"{path}: axes.{axis}: {str(exc).replace('--set ', 'value ', 1)}") from None
+                where = f"{path}: axes.{axis}"
+                detail = str(exc).removeprefix(f"{where} with --set: ").removeprefix(f"{where}: ")
+                raise SpecError(f"{where}: {detail.replace('--set ', 'value ', 1)}") from None
     return sweep, base_path, base
 
 

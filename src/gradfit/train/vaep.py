@@ -34,7 +34,8 @@ def train_vaep(
     train_data = (mlp.standardize(scaler, x_train, data_dtype), y_train)
     val_data = (mlp.standardize(scaler, prepared.x[val_rows], data_dtype), prepared.y[val_rows])
     weights = positive_weights(pos_weight, y_host)
-    params = mlp.init_params(jax.random.key(settings.seed), prepared.x.shape[1], tuple(hidden), y_host.mean(axis=0))
+    rates = y_host.mean(axis=0)
+    params = mlp.init_params(jax.random.key(settings.seed), prepared.x.shape[1], tuple(hidden), rates, weights)
 
     def wrap(report: EpochReport) -> None:
         if on_epoch is not None:
@@ -48,6 +49,7 @@ def train_vaep(
         val_data,
         settings,
         on_epoch=wrap,
-        eval_loss_fn=mlp.loss_fn(compute),
+        # early stopping scores what the model will predict: corrected, unweighted probabilities
+        eval_loss_fn=mlp.loss_fn(compute, tuple(map(float, weights)), corrected=True),
     )
     return VaepModel(result.params, scaler, weights, precision, previous_actions), result

@@ -41,8 +41,10 @@ def standardize(scaler: Scaler, x: jnp.ndarray, dtype=jnp.float32) -> jnp.ndarra
     return ((x.astype(jnp.float32) - scaler.mean) / scaler.scale).astype(dtype)
 
 
-def init_params(key: jax.Array, n_in: int, hidden: tuple[int, ...], base_rates: np.ndarray) -> dict:
-    """He-initialised layers; the output bias at the base rates' log-odds (see the module docstring)."""
+def init_params(
+    key: jax.Array, n_in: int, hidden: tuple[int, ...], base_rates: np.ndarray, pos_weight=(1.0, 1.0)
+) -> dict:
+    """He-initialised layers; the output bias at the base rates' weighted log-odds (see the module docstring)."""
     sizes = (n_in, *hidden)
     keys = jax.random.split(key, len(sizes))
     layers = []
@@ -51,7 +53,8 @@ def init_params(key: jax.Array, n_in: int, hidden: tuple[int, ...], base_rates: 
     rates = np.clip(np.asarray(base_rates, float), 1e-6, 1 - 1e-6)
     out = {
         "w": jax.random.normal(keys[-1], (sizes[-1], 2), jnp.float32) * np.sqrt(1.0 / sizes[-1]) * 0.1,
-        "b": jnp.asarray(np.log(rates / (1 - rates)), jnp.float32),
+        # weighted positives multiply the optimum's odds by w: start there
+        "b": jnp.asarray(np.log(rates / (1 - rates)) + np.log(np.asarray(pos_weight, float)), jnp.float32),
     }
     return {"hidden": layers, "out": out}
 
@@ -64,15 +67,23 @@ def logits(params: dict, x: jnp.ndarray, compute=jnp.bfloat16) -> jnp.ndarray:
     return (h @ params["out"]["w"].astype(compute)).astype(jnp.float32) + params["out"]["b"]
 
 
-def loss_fn(compute, pos_weight: tuple[float, float] = (1.0, 1.0)):
-    """Per-example loss: the sum over the two heads of the (weighted) binary cross-entropy."""
+def loss_fn(compute, pos_weight: tuple[float, float] = (1.0, 1.0), corrected: bool = False):
+    """Per-example loss: the sum over the two heads of the binary cross-entropy.
+
+    For training, positives weigh `pos_weight`. With `corrected`, the plain (unweighted) cross-entropy of the
+    corrected probabilities, sigmoid(z - log w): what the model predicts, so what validation must score.
+    """
     w = jnp.asarray(pos_weight, jnp.float32)
+    shift = jnp.log(w)
 
     def loss(params, batch, key):
         del key  # no dropout: the loss is deterministic
         x, y = batch
         z = logits(params, x, compute)
         y = y.astype(jnp.float32)
+        if corrected:
+            z = z - shift
+            return jnp.sum(-(y * jax.nn.log_sigmoid(z) + (1 - y) * jax.nn.log_sigmoid(-z)), axis=1)
         # -[w y log s(z) + (1 - y) log(1 - s(z))], written with log_sigmoid for stability at large |z|
         nll = -(w * y * jax.nn.log_sigmoid(z) + (1 - y) * jax.nn.log_sigmoid(-z))
         return jnp.sum(nll, axis=1)

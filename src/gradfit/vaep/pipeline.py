@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from typing import NamedTuple
 
 import jax
@@ -130,8 +131,8 @@ def from_bytes(data: bytes, source: str = "model") -> VaepModel:
             leaves = [jnp.asarray(npz[f"p{i}"]) for i in range(meta["leaves"])]
             scaler = mlp.Scaler(jnp.asarray(npz["mean"]), jnp.asarray(npz["scale"]))
             pos_weight = np.asarray(npz["pos_weight"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise DataError(f"{source}: not a gradfit VAEP model ({exc})") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{source}: not a gradfit VAEP model ({exc}); train it again") from None
     template = mlp.init_params(jax.random.key(0), meta["inputs"], tuple(meta["hidden"]), np.full(2, 0.5))
     params = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), leaves)
     return VaepModel(params, scaler, pos_weight, meta["precision"], meta["previous_actions"])

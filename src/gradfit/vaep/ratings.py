@@ -22,7 +22,10 @@ def _key(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for col in ("game_id", "team_id", "player_id"):
         if col in out:
-            out[col] = out[col].astype(str)
+            values = out[col]
+            if pd.api.types.is_float_dtype(values):  # integer ids with a gap come back from a reader as floats
+                values = values.map(lambda v: str(int(v)) if pd.notna(v) and float(v).is_integer() else str(v))
+            out[col] = values.astype(str)
     return out
 
 
@@ -44,6 +47,7 @@ def player_match(actions: pd.DataFrame, minutes: pd.DataFrame | None = None) -> 
         if missing:
             raise DataError(f"players: missing column(s) {', '.join(missing)}; make it with `gradfit vaep convert`")
         mins = _key(minutes)
+        mins = mins[mins["game_id"].isin(set(acts["game_id"]))]  # only the games being rated
         extra = [c for c in ("player_name", "team_name") if c in mins]
         table = mins[[*MINUTES_COLUMNS, *extra]].merge(sums, on=["game_id", "team_id", "player_id"], how="outer")
         table["actions"] = table["actions"].fillna(0).astype(int)
@@ -54,15 +58,23 @@ def player_match(actions: pd.DataFrame, minutes: pd.DataFrame | None = None) -> 
 
 
 def player_season(match_table: pd.DataFrame) -> pd.DataFrame:
-    """One row per player over all games of the table: sums, games, minutes and per-90 values."""
+    """One row per player over all games of the table: sums, games, minutes and per-90 values.
+
+    Per-90 figures use only the games with a minutes record: a game's value without its minutes would
+    inflate the rate. The sums cover every game.
+    """
     names = [c for c in ("player_name",) if c in match_table]
-    agg = {col: "sum" for col in ("actions", *VALUE_COLUMNS)}
+    timed = match_table["minutes_played"].notna()
+    match_table = match_table.assign(**{f"_{col}_timed": match_table[col].where(timed, 0.0) for col in VALUE_COLUMNS})
+    agg = {col: "sum" for col in ("actions", *VALUE_COLUMNS, *(f"_{c}_timed" for c in VALUE_COLUMNS))}
     agg["minutes_played"] = lambda s: s.sum(min_count=1)
     agg["game_id"] = "nunique"
     agg.update({c: "last" for c in names})
     agg["team_id"] = lambda s: ",".join(dict.fromkeys(s.astype(str)))  # a player may change teams
     table = match_table.groupby("player_id", sort=False).agg(agg).rename(columns={"game_id": "games"})
-    return _per90(table.reset_index()).sort_values("vaep_value", ascending=False, ignore_index=True)
+    table = _per90(table.reset_index(), suffix="_timed")
+    table = table.drop(columns=[f"_{c}_timed" for c in VALUE_COLUMNS])
+    return table.sort_values("vaep_value", ascending=False, ignore_index=True)
 
 
 def _flatten(frame: pd.DataFrame) -> pd.DataFrame:
@@ -71,9 +83,11 @@ def _flatten(frame: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _per90(table: pd.DataFrame) -> pd.DataFrame:
+def _per90(table: pd.DataFrame, suffix: str = "") -> pd.DataFrame:
+    """value / minutes * 90, where value is the column itself or (suffix) its sum over timed games."""
     minutes = table["minutes_played"].astype(float)
     ok = minutes > 0
     for col in VALUE_COLUMNS:
-        table[f"{col}_per90"] = np.where(ok, table[col] / minutes.where(ok, 1.0) * 90.0, np.nan)
+        value = table[f"_{col}{suffix}"] if suffix else table[col]
+        table[f"{col}_per90"] = np.where(ok, value / minutes.where(ok, 1.0) * 90.0, np.nan)
     return table
