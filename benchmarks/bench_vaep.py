@@ -27,25 +27,13 @@ import time
 import jax
 import numpy as np
 import pandas as pd
+from season import resample  # benchmarks/season.py (a script's folder is on sys.path)
 
 from gradfit.train import TrainSettings, binary_metrics
 from gradfit.train.vaep import train_vaep
 from gradfit.vaep import pipeline
 from gradfit.vaep.model import fit_scaler, init_params
 from gradfit.vaep.pipeline import VaepModel
-
-
-def resample(actions: pd.DataFrame, target: int, seed: int = 0) -> pd.DataFrame:
-    """Whole games drawn with replacement until `target` actions; each copy a new game id, SPADL order kept."""
-    games = [g for _, g in actions.groupby("game_id", sort=False)]
-    rng = np.random.default_rng(seed)
-    out, n, k = [], 0, 0
-    while n < target:
-        g = games[rng.integers(len(games))].copy()
-        g["game_id"] = f"r{k:05d}-{g['game_id'].iloc[0]}"
-        out.append(g)
-        n, k = n + len(g), k + 1
-    return pd.concat(out, ignore_index=True)
 
 
 def timed(fn, repeat: int) -> tuple[float, float, list[float]]:
