@@ -37,13 +37,14 @@ def test_minibatch_adam_reaches_the_logistic_mle():
 
     mle = minimize(objective, np.zeros(4), method="BFGS").x  # independent: scipy on the full-data likelihood
     params = {"w": jnp.zeros(3), "b": jnp.zeros(())}
-    settings = TrainSettings(epochs=40, batch_size=500, patience=None, seed=0)
-    schedule = optax.exponential_decay(0.05, transition_steps=200, decay_rate=0.3)
+    settings = TrainSettings(epochs=100, batch_size=2000, patience=None, seed=0)
+    schedule = optax.exponential_decay(0.05, transition_steps=150, decay_rate=0.5)
     result = train(params, nll, optax.adam(schedule), (x, y), (xv, yv), settings)
     got = np.r_[np.asarray(result.params["w"]), float(result.params["b"])]
     assert got == pytest.approx(mle, abs=0.01)
-    assert result.stopped == "max epochs" and result.epochs_run == 40
-    assert [h["epoch"] for h in result.history] == list(range(1, 41))
+    # well inside one standard error (about 0.02 here): the best epoch by validation loss is near the MLE
+    assert result.stopped == "max epochs" and result.epochs_run == 100
+    assert [h["epoch"] for h in result.history] == list(range(1, 101))
 
 
 def test_early_stopping_keeps_the_best_epoch():

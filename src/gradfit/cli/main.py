@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from gradfit.cli.bench import bench
+from gradfit.cli.bilm import bilm_app
 from gradfit.cli.diagnose import diagnose
 from gradfit.cli.fit import fit
 from gradfit.cli.runs import runs, show
@@ -20,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Fast, exact estimation of hybrid choice (ICLV) models, and VAEP action values for soccer.",
+    help="Fast, exact estimation of hybrid choice (ICLV) models; VAEP action values for soccer; an ELMo-style biLM.",
 )
 app.command()(fit)
 app.command()(simulate)
@@ -30,6 +31,7 @@ app.command()(diagnose)
 app.command()(bench)
 app.command()(sweep)
 app.add_typer(vaep_app, name="vaep")
+app.add_typer(bilm_app, name="bilm")
 
 
 def main(argv: list[str] | None = None) -> int:

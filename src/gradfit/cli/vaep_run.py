@@ -39,19 +39,10 @@ RATINGS = "results"
 
 def read_config(path: Path, overrides: list[str]):
     """The VAEP config file with --set overrides (and flags, given as overrides after them) applied."""
-    from gradfit.io.overrides import apply_overrides
-    from gradfit.io.spec import load_yaml
+    from gradfit.io.overrides import read_config as read_workload_config
     from gradfit.vaep.config import config_from_dict
 
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{path}: config file not found; check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot read the config file ({exc}); save it as UTF-8 text") from None
-    config = config_from_dict(load_yaml(text, str(path)), base_dir=path.parent, source=str(path))
-    return apply_overrides(config, overrides, source=str(path), build=config_from_dict)
+    return read_workload_config(path, overrides, config_from_dict)
 
 
 def read_table(path: str | Path, what: str) -> pd.DataFrame:

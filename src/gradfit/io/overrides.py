@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
@@ -74,3 +75,18 @@ def apply_overrides(
         _assign(tree, path, value, text)
     # The data paths in the dump are already absolute, so no base folder is needed.
     return (build or spec_from_dict)(tree, source=f"{source} with --set")
+
+
+def read_config(path: str | Path, overrides: Sequence[str], build: Callable[..., Spec]) -> Spec:
+    """A workload's config file (YAML) validated by `build(raw, base_dir=..., source=...)`, then --set overrides."""
+    from gradfit.io.spec import load_yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: config file not found; check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read the config file ({exc}); save it as UTF-8 text") from None
+    config = build(load_yaml(text, str(path)), base_dir=path.parent, source=str(path))
+    return apply_overrides(config, overrides, source=str(path), build=build)

@@ -26,7 +26,11 @@ LOG = "log.txt"
 
 
 class RunRecorder:
-    """Buffered metrics rows (any workload's columns), log lines and checkpoints for one run folder."""
+    """Buffered metrics rows (any workload's columns), log lines and checkpoints for one run folder.
+
+    `history` names the CSV the rows go to (history.csv by default; a workload may keep a second recorder for
+    finer-grained rows, e.g. the biLM's metrics.csv every N steps).
+    """
 
     def __init__(
         self,
@@ -34,14 +38,15 @@ class RunRecorder:
         columns: Sequence[str],
         flush_every: int = 50,
         flush_seconds: float = 2.0,
+        history: str = HISTORY,
     ):
-        self.run, self.columns = run, tuple(columns)
+        self.run, self.columns, self.history = run, tuple(columns), history
         self.flush_every, self.flush_seconds = flush_every, flush_seconds
         self._rows: list[dict] = []
         self._log: list[str] = []
         self._last_flush = time.monotonic()
         self._checkpoint: dict | None = None
-        path = run.file(HISTORY)
+        path = run.file(history)
         if not path.exists():
             path.write_text(",".join(self.columns) + "\n", encoding="utf-8")
 
@@ -62,7 +67,7 @@ class RunRecorder:
             buf = io.StringIO()
             writer = csv.DictWriter(buf, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
             writer.writerows(self._rows)
-            with open(self.run.file(HISTORY), "a", encoding="utf-8") as fh:
+            with open(self.run.file(self.history), "a", encoding="utf-8") as fh:
                 fh.write(buf.getvalue())
             self._rows.clear()
         if self._log:

@@ -1,4 +1,12 @@
-"""The epoch step (device) and the training driver (host): see the package docstring."""
+"""The step (device) and the training driver (host): see the package docstring.
+
+One optimiser step takes `accumulate` micro-batches of `batch_size` examples and averages their gradients, so
+it equals one step on their union (up to the order of float additions). The steps of a block run in one
+jitted `lax.scan`; the block's per-step losses stay on the device until the caller reads them. The whole
+position of the run is a `TrainState`: continuing from a saved state repeats exactly what an uninterrupted
+run does, because each epoch's shuffle and each step's key are derived from (seed, epoch, step), not drawn
+from a stream.
+"""
 
 from __future__ import annotations
 
@@ -22,10 +30,36 @@ LossFn = Callable[[Any, Any, jax.Array], jnp.ndarray]
 @dataclass(frozen=True)
 class TrainSettings:
     epochs: int
-    batch_size: int
+    batch_size: int  # examples per micro-batch
     patience: int | None = 5  # epochs without a better validation loss before stopping; None: never
     min_delta: float = 0.0  # an improvement smaller than this does not count
     seed: int = 0
+    accumulate: int = 1  # micro-batches per optimiser step (gradient accumulation)
+    block_steps: int | None = None  # optimiser steps per device call; None: a whole epoch
+    max_steps: int | None = None  # stop after this many optimiser steps in all
+
+
+class TrainState(NamedTuple):
+    """Where a run stands, between two blocks: enough to continue it exactly."""
+
+    params: Any
+    opt_state: Any
+    epoch: int  # the epoch in progress, 1-based
+    position: int  # optimiser steps done in this epoch
+    step: int  # optimiser steps done in all
+    loss_sum: Any  # sum of this epoch's step losses so far (a device scalar: adding it costs no sync)
+    best_val: float
+    best_epoch: int
+    best_params: Any
+    history: tuple  # one dict per finished epoch
+
+
+class BlockReport(NamedTuple):
+    epoch: int
+    step: int  # optimiser steps done in all, after this block
+    losses: jnp.ndarray  # (steps in the block,) mean training loss of each step: on the device, unread
+    seconds: float  # wall time of the block, dispatch to the caller's turn (device work may still be running)
+    state: TrainState  # the state after this block (a checkpoint)
 
 
 class EpochReport(NamedTuple):
@@ -43,43 +77,69 @@ class TrainResult(NamedTuple):
     best_epoch: int
     best_val_loss: float
     epochs_run: int
-    stopped: str  # "early stopping", "max epochs", "not finite"
+    stopped: str  # "early stopping", "max epochs", "max steps", "not finite"
     history: list[dict]
+    state: TrainState  # the final state (to continue training)
 
 
-def _rows(n: int, batch_size: int, key: jax.Array) -> jnp.ndarray:
-    """Each batch's row indices for one shuffled pass; the last partial batch is left for the next epochs."""
-    steps = n // batch_size
-    return jax.random.permutation(key, n)[: steps * batch_size].reshape(steps, batch_size)
+def epoch_rows(n: int, examples_per_step: int, seed: int, epoch: int) -> jnp.ndarray:
+    """(steps, examples_per_step) row indices of one epoch's shuffled pass; the remainder waits for later epochs."""
+    steps = n // examples_per_step
+    key = jax.random.fold_in(jax.random.key(seed), epoch)
+    return jax.random.permutation(key, n)[: steps * examples_per_step].reshape(steps, examples_per_step)
 
 
-def epoch_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, batch_size: int):
-    """A jitted (params, opt_state, data, key) -> (params, opt_state, mean training loss) for one epoch."""
+def block_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, batch_size: int, accumulate: int = 1):
+    """A jitted (params, opt_state, data, rows (S, accumulate * batch), keys (S,)) -> (params, opt_state, losses)."""
 
     def batch_loss(params, batch, key):
         return jnp.mean(loss_fn(params, batch, key))
 
     grad = jax.value_and_grad(batch_loss)
 
+    def one_step(params, opt_state, data, rows, key):
+        micro = rows.reshape(accumulate, batch_size)
+        if accumulate == 1:
+            loss, grads = grad(params, jax.tree_util.tree_map(lambda x: x[micro[0]], data), key)
+        else:
+            # average the micro-batches' gradients: the same step as one batch of all their examples
+            def add(total, part):
+                index, k = part
+                loss, g = grad(params, jax.tree_util.tree_map(lambda x: x[index], data), k)
+                return jax.tree_util.tree_map(jnp.add, total, (loss, g)), None
+
+            zero = (jnp.zeros((), jnp.float32), jax.tree_util.tree_map(jnp.zeros_like, params))
+            (loss, grads), _ = jax.lax.scan(add, zero, (micro, jax.random.split(key, accumulate)))
+            loss, grads = jax.tree_util.tree_map(lambda v: v / accumulate, (loss, grads))
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
     @jax.jit
-    def run(params, opt_state, data, key):
-        n = jax.tree_util.tree_leaves(data)[0].shape[0]
-        shuffle, dropout = jax.random.split(key)
-        rows = _rows(n, batch_size, shuffle)
-
-        def one(carry, step):
+    def run(params, opt_state, data, rows, keys):
+        def body(carry, step):
             params, opt_state = carry
-            index, k = step
-            batch = jax.tree_util.tree_map(lambda x: x[index], data)
-            loss, grads = grad(params, batch, k)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
+            params, opt_state, loss = one_step(params, opt_state, data, *step)
+            return (params, opt_state), loss.astype(jnp.float32)
 
-        keys = jax.random.split(dropout, rows.shape[0])
-        (params, opt_state), losses = jax.lax.scan(one, (params, opt_state), (rows, keys))
-        return params, opt_state, jnp.mean(losses)
+        (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), (rows, keys))
+        return params, opt_state, losses
 
     return run
+
+
+def epoch_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, batch_size: int):
+    """A jitted (params, opt_state, data, key) -> (params, opt_state, mean training loss) for one whole epoch."""
+    run = block_step(loss_fn, optimizer, batch_size)
+
+    @jax.jit
+    def epoch(params, opt_state, data, key):
+        n = jax.tree_util.tree_leaves(data)[0].shape[0]
+        shuffle, steps = jax.random.split(key)
+        rows = jax.random.permutation(shuffle, n)[: n // batch_size * batch_size].reshape(-1, batch_size)
+        params, opt_state, losses = run(params, opt_state, data, rows, jax.random.split(steps, rows.shape[0]))
+        return params, opt_state, jnp.mean(losses)
+
+    return epoch
 
 
 def evaluate(loss_fn: LossFn, batch_size: int):
@@ -104,6 +164,10 @@ def evaluate(loss_fn: LossFn, batch_size: int):
     return run
 
 
+def initial_state(params: Any, optimizer: optax.GradientTransformation) -> TrainState:
+    return TrainState(params, optimizer.init(params), 1, 0, 0, jnp.zeros((), jnp.float32), math.inf, 0, params, ())
+
+
 def train(
     params: Any,
     loss_fn: LossFn,
@@ -113,47 +177,92 @@ def train(
     settings: TrainSettings,
     on_epoch: Callable[[EpochReport], None] | None = None,
     eval_loss_fn: LossFn | None = None,
+    on_block: Callable[[BlockReport], None] | None = None,
+    state: TrainState | None = None,
 ) -> TrainResult:
     """Train with early stopping on the validation loss; returns the best epoch's parameters.
 
     `loss_fn` is what is minimised (it may weight classes or use dropout); `eval_loss_fn` (default the same)
-    is what decides the best epoch and early stopping: give the plain, unweighted loss there.
+    is what decides the best epoch and early stopping: give the plain, unweighted loss there. `on_block` sees
+    every block (its losses still on the device) and the state after it; `state` continues a saved run.
     """
     n = jax.tree_util.tree_leaves(train_data)[0].shape[0]
-    if n < settings.batch_size:
+    per_step = settings.batch_size * settings.accumulate
+    if n < per_step:
         raise GradfitError(
-            f"batch size {settings.batch_size}: only {n} training examples; choose a batch size of at most {n}"
+            f"batch size {settings.batch_size} x {settings.accumulate} accumulated: only {n} training examples; "
+            f"choose a batch size of at most {n // settings.accumulate}"
         )
-    step = epoch_step(loss_fn, optimizer, settings.batch_size)
+    steps_per_epoch = n // per_step
+    block = min(settings.block_steps or steps_per_epoch, steps_per_epoch)
+    run = block_step(loss_fn, optimizer, settings.batch_size, settings.accumulate)
     score = evaluate(eval_loss_fn or loss_fn, settings.batch_size)
-    opt_state = optimizer.init(params)
-    key = jax.random.key(settings.seed)
-    best = (math.inf, 0, params)
-    history: list[dict] = []
+    state = state or initial_state(params, optimizer)
     stopped = "max epochs"
-    for epoch in range(1, settings.epochs + 1):
+    while state.epoch <= settings.epochs:
         start = time.perf_counter()
-        key, sub = jax.random.split(key)
-        params, opt_state, train_loss = step(params, opt_state, train_data, sub)
-        val_loss = float(score(params, val_data))  # the one host sync of the epoch
-        train_loss = float(train_loss)
+        rows = epoch_rows(n, per_step, settings.seed, state.epoch)
+        while state.position < steps_per_epoch:
+            if settings.max_steps is not None and state.step >= settings.max_steps:
+                return _result(state, "max steps")
+            size = min(block, steps_per_epoch - state.position)
+            if settings.max_steps is not None:
+                size = min(size, settings.max_steps - state.step)
+            t0 = time.perf_counter()
+            keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(settings.seed + 1), s))(
+                jnp.arange(state.step, state.step + size)
+            )
+            new_params, opt_state, losses = run(
+                state.params, state.opt_state, train_data, rows[state.position : state.position + size], keys
+            )
+            state = state._replace(
+                params=new_params,
+                opt_state=opt_state,
+                position=state.position + size,
+                step=state.step + size,
+                loss_sum=state.loss_sum + jnp.sum(losses),
+            )
+            if on_block is not None:
+                on_block(BlockReport(state.epoch, state.step, losses, time.perf_counter() - t0, state))
+        train_loss = float(state.loss_sum) / steps_per_epoch
+        val_loss = float(score(state.params, val_data))  # with the losses: the host waits here, once an epoch
         seconds = time.perf_counter() - start
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+        finite = math.isfinite(train_loss) and math.isfinite(val_loss)
+        improved = finite and val_loss < state.best_val - settings.min_delta
+        row = _row(state.epoch, train_loss, val_loss, improved, seconds, state.step)
+        state = state._replace(
+            history=(*state.history, row),
+            **({"best_val": val_loss, "best_epoch": state.epoch, "best_params": state.params} if improved else {}),
+        )
+        if not finite:
             stopped = "not finite"
-            history.append(_row(epoch, train_loss, val_loss, False, seconds))
             break
-        improved = val_loss < best[0] - settings.min_delta
-        if improved:
-            best = (val_loss, epoch, params)
-        history.append(_row(epoch, train_loss, val_loss, improved, seconds))
         if on_epoch is not None:
-            steps = n // settings.batch_size
-            on_epoch(EpochReport(epoch, train_loss, val_loss, improved, seconds, steps * settings.batch_size, params))
-        if settings.patience is not None and epoch - best[1] >= settings.patience:
+            on_epoch(
+                EpochReport(
+                    state.epoch, train_loss, val_loss, improved, seconds, steps_per_epoch * per_step, state.params
+                )
+            )
+        epoch_done = state.epoch
+        state = state._replace(epoch=state.epoch + 1, position=0, loss_sum=jnp.zeros((), jnp.float32))
+        if settings.patience is not None and epoch_done - state.best_epoch >= settings.patience:
             stopped = "early stopping"
             break
-    return TrainResult(best[2], best[1], best[0], len(history), stopped, history)
+    return _result(state, stopped)
 
 
-def _row(epoch, train_loss, val_loss, best, seconds) -> dict:
-    return {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "best": best, "seconds": seconds}
+def _result(state: TrainState, stopped: str) -> TrainResult:
+    return TrainResult(
+        state.best_params, state.best_epoch, state.best_val, len(state.history), stopped, list(state.history), state
+    )
+
+
+def _row(epoch, train_loss, val_loss, best, seconds, step) -> dict:
+    return {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "val_loss": val_loss,
+        "best": best,
+        "seconds": seconds,
+        "step": step,
+    }

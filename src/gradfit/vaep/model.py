@@ -56,7 +56,9 @@ def init_params(
         # weighted positives multiply the optimum's odds by w: start there
         "b": jnp.asarray(np.log(rates / (1 - rates)) + np.log(np.asarray(pos_weight, float)), jnp.float32),
     }
-    return {"hidden": layers, "out": out}
+    # float32 master weights even when float64 is enabled process-wide (gradfit's ICLV default), where a numpy
+    # scale or jnp.zeros would otherwise promote them to float64
+    return jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float32), {"hidden": layers, "out": out})
 
 
 def logits(params: dict, x: jnp.ndarray, compute=jnp.bfloat16) -> jnp.ndarray:
