@@ -98,6 +98,7 @@ ALLOWED = {
         "bench",
         "train",
         "vaep",
+        "bilm",
         "__init__",
     },
     "__init__": {"errors", "iclv", "estimate", "io", "model", "runtime"},

@@ -149,3 +149,18 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("error: ") for line in err)
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("config.yaml"))
+
+
+def test_grid_search_through_gradfit_sweep(tmp_path, capsys):
+    write_config(tmp_path, 200, epochs=1)
+    sweep = tmp_path / "grid.yaml"
+    sweep.write_text(
+        yaml.safe_dump({"name": "lr", "base": "bilm.yaml", "axes": {"training.learning_rate": [0.01, 0.0001]}})
+    )
+    assert main(["sweep", str(sweep), "--runs-dir", str(tmp_path / "runs")]) == 0
+    table = pd.read_csv(tmp_path / "runs" / "lr" / "sweep.csv")
+    assert len(table) == 2 and table["val_perplexity"].is_monotonic_increasing  # ranked, lowest perplexity first
+    # a learning rate of 1e-4 barely moves in one short epoch: 1e-2 must win
+    assert table.loc[0, "axis:training.learning_rate"] == 0.01 and bool(table.loc[0, "best"])
+    assert (tmp_path / "runs" / "lr" / "best").resolve() == Path(table.loc[0, "run"]).resolve()
+    assert "val_perplexity" in capsys.readouterr().out

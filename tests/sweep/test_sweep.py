@@ -157,11 +157,12 @@ def test_bad_sweep_files_are_one_line_errors(tmp_path, capsys, sweep, fragment):
 
 def test_shipped_sweep_files_are_valid():
     """Every examples/**/*sweep*.yaml reads, names a base spec that reads, and lists valid axis values."""
+    from gradfit.cli.sweep import _workload
     from gradfit.sweep import combinations, read_sweep
 
     root = Path(__file__).resolve().parents[2] / "examples"
     files = sorted(root.glob("**/*sweep*.yaml"))
     assert len(files) >= 2
     for path in files:
-        sweep, base_path, base = read_sweep(path)
+        sweep, base_path, base = read_sweep(path, _workload(path)[0])  # the workload its base names
         assert base_path.is_file() and len(combinations(sweep, base)) >= 2

@@ -40,8 +40,27 @@ def _vaep_metrics(record: dict) -> dict:
     return out
 
 
+def _bilm_one(config_path: Path, overrides: list[str], folder: Path, name: str) -> tuple[Path, dict]:
+    from gradfit.cli.bilm_run import train_run
+
+    run, record = train_run(config_path, overrides, folder, name, None, lambda line: print(line, file=sys.stderr))
+    return run.path, record
+
+
+def _bilm_metrics(record: dict) -> dict:
+    return {
+        "val_perplexity": record["val_perplexity"],
+        "val_loss": record["val_loss"],
+        "converged": record["stopped"] != "not finite",
+        "iterations": record["epochs_run"],
+        "best_epoch": record["best_epoch"],
+        "steps": record["steps"],
+        "stopped": record["stopped"],
+    }
+
+
 def _workload(sweep_file: Path):
-    """ICLV, or VAEP when the sweep's base file says `workload: vaep`; with the function that runs one."""
+    """ICLV, or VAEP / biLM when the sweep's base file says `workload: vaep` / `bilm`; with what runs one."""
     import yaml
 
     from gradfit.sweep import ICLV, Workload
@@ -51,6 +70,19 @@ def _workload(sweep_file: Path):
         kind = yaml.safe_load((sweep_file.parent / base).read_text(encoding="utf-8")).get("workload", "iclv")
     except (OSError, AttributeError, TypeError, yaml.YAMLError):
         kind = "iclv"  # read_sweep reports what is wrong with the files
+    if kind == "bilm":
+        from gradfit.bilm.config import config_from_dict as bilm_config
+        from gradfit.cli.bilm_run import read_config as read_bilm
+
+        bilm = Workload(
+            name="bilm",
+            read_base=lambda path: read_bilm(path, []),
+            build=bilm_config,
+            criteria={"val_perplexity": -1, "val_loss": -1},
+            default_criterion="val_perplexity",
+            metrics=_bilm_metrics,
+        )
+        return bilm, _bilm_one
     if kind != "vaep":
         return ICLV, _fit_one
     from gradfit.cli.vaep_run import read_config

@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -82,15 +83,16 @@ class TrainResult(NamedTuple):
     state: TrainState  # the final state (to continue training)
 
 
-def epoch_rows(n: int, examples_per_step: int, seed: int, epoch: int) -> jnp.ndarray:
+@partial(jax.jit, static_argnames=("n", "examples_per_step"))
+def epoch_rows(n: int, examples_per_step: int, seed, epoch) -> jnp.ndarray:
     """(steps, examples_per_step) row indices of one epoch's shuffled pass; the remainder waits for later epochs."""
     steps = n // examples_per_step
     key = jax.random.fold_in(jax.random.key(seed), epoch)
     return jax.random.permutation(key, n)[: steps * examples_per_step].reshape(steps, examples_per_step)
 
 
-def block_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, batch_size: int, accumulate: int = 1):
-    """A jitted (params, opt_state, data, rows (S, accumulate * batch), keys (S,)) -> (params, opt_state, losses)."""
+def _steps(loss_fn: LossFn, optimizer: optax.GradientTransformation, batch_size: int, accumulate: int = 1):
+    """(params, opt_state, data, rows (S, accumulate * batch), keys (S,)) -> (params, opt_state, losses), unjitted."""
 
     def batch_loss(params, batch, key):
         return jnp.mean(loss_fn(params, batch, key))
@@ -114,7 +116,6 @@ def block_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, batch_s
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    @jax.jit
     def run(params, opt_state, data, rows, keys):
         def body(carry, step):
             params, opt_state = carry
@@ -125,6 +126,24 @@ def block_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, batch_s
         return params, opt_state, losses
 
     return run
+
+
+def block_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, batch_size: int, accumulate: int = 1):
+    """A jitted (params, opt_state, data, rows (S, accumulate * batch), keys (S,)) -> (params, opt_state, losses)."""
+    return jax.jit(_steps(loss_fn, optimizer, batch_size, accumulate))
+
+
+def _driver_block(loss_fn, optimizer, settings: TrainSettings):
+    """The driver's device call: slice the epoch's rows, derive the steps' keys and run them, all in one jit."""
+    run = _steps(loss_fn, optimizer, settings.batch_size, settings.accumulate)
+    base = settings.seed + 1
+
+    @partial(jax.jit, static_argnames=("size",))
+    def block(params, opt_state, data, rows, start, step0, size):
+        keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(base), s))(step0 + jnp.arange(size))
+        return run(params, opt_state, data, jax.lax.dynamic_slice_in_dim(rows, start, size), keys)
+
+    return block
 
 
 def epoch_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, batch_size: int):
@@ -195,9 +214,14 @@ def train(
         )
     steps_per_epoch = n // per_step
     block = min(settings.block_steps or steps_per_epoch, steps_per_epoch)
-    run = block_step(loss_fn, optimizer, settings.batch_size, settings.accumulate)
+    run = _driver_block(loss_fn, optimizer, settings)
     score = evaluate(eval_loss_fn or loss_fn, settings.batch_size)
     state = state or initial_state(params, optimizer)
+    # counters as Python numbers, however the state was stored (a checkpoint may hold them as arrays)
+    state = state._replace(
+        epoch=int(state.epoch), position=int(state.position), step=int(state.step),
+        best_val=float(state.best_val), best_epoch=int(state.best_epoch),
+    )  # fmt: skip
     stopped = "max epochs"
     while state.epoch <= settings.epochs:
         start = time.perf_counter()
@@ -209,11 +233,8 @@ def train(
             if settings.max_steps is not None:
                 size = min(size, settings.max_steps - state.step)
             t0 = time.perf_counter()
-            keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(settings.seed + 1), s))(
-                jnp.arange(state.step, state.step + size)
-            )
             new_params, opt_state, losses = run(
-                state.params, state.opt_state, train_data, rows[state.position : state.position + size], keys
+                state.params, state.opt_state, train_data, rows, state.position, state.step, size
             )
             state = state._replace(
                 params=new_params,

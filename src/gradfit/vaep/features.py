@@ -92,56 +92,48 @@ def features(a: Actions, nb_prev: int = 3, dtype=jnp.float32) -> jnp.ndarray:
     # game and period together delimit a state's history (socceraction groups by game_id, period_id)
     period_key = a.game * 8 + a.period
     first = segment_start(period_key)
-    prev = [jnp.maximum(idx - i, first) for i in range(nb_prev)]
-    away = ~a.home  # a0's team is away: mirror the whole state
+    # every column of every state at once: (n, nb_prev) gathers, and blocks laid out state-major, which is
+    # socceraction's column order (all of a0's columns of a kind, then a1's, ...); few, wide operations keep
+    # XLA's compile time short
+    prev = jnp.maximum(idx[:, None] - jnp.arange(nb_prev)[None, :], first[:, None])
+    away = ~a.home[:, None]  # a0's team is away: mirror the whole state
+    n_states = nb_prev
 
-    def take(col, i):
-        return col[prev[i]]
+    def state_cols(*arrays):  # k arrays of (n, nb_prev) -> (n, nb_prev * k), state-major
+        return jnp.stack([jnp.asarray(v, jnp.float32) for v in arrays], axis=2).reshape(n, -1).astype(dtype)
 
-    def coords(i):
-        sx, sy, ex, ey = (take(c, i) for c in (a.start_x, a.start_y, a.end_x, a.end_y))
-        sx, ex = (jnp.where(away, FIELD_LENGTH - v, v) for v in (sx, ex))
-        sy, ey = (jnp.where(away, FIELD_WIDTH - v, v) for v in (sy, ey))
-        return sx, sy, ex, ey
+    sx, sy, ex, ey = (a_col[prev] for a_col in (a.start_x, a.start_y, a.end_x, a.end_y))
+    sx, ex = (jnp.where(away, FIELD_LENGTH - v, v) for v in (sx, ex))
+    sy, ey = (jnp.where(away, FIELD_WIDTH - v, v) for v in (sy, ey))
+    types, results, bodies = a.type[prev], a.result[prev], a.bodypart[prev]
+    periods, ticks = a.period[prev], a.time[prev]
+    times = ticks.astype(jnp.float32) / TICKS
 
-    types = [take(a.type, i) for i in range(nb_prev)]
-    results = [take(a.result, i) for i in range(nb_prev)]
-    bodies = [take(a.bodypart, i) for i in range(nb_prev)]
-    xy = [coords(i) for i in range(nb_prev)]
-    periods = [take(a.period, i) for i in range(nb_prev)]
-    ticks = [take(a.time, i) for i in range(nb_prev)]
-    times = [t.astype(jnp.float32) / TICKS for t in ticks]
+    def onehot(codes, k):
+        return jax.nn.one_hot(codes, k, dtype=dtype).reshape(n, n_states * k)
 
-    blocks = []
-    blocks += [jax.nn.one_hot(t, len(ACTION_TYPES), dtype=dtype) for t in types]
-    blocks += [jax.nn.one_hot(r, len(RESULTS), dtype=dtype) for r in results]
-    blocks += [
-        jax.nn.one_hot(t * len(RESULTS) + r, len(ACTION_TYPES) * len(RESULTS), dtype=dtype)
-        for t, r in zip(types, results, strict=True)
-    ]
-    for b in bodies:
-        blocks.append(jnp.stack([jnp.isin(b, jnp.asarray(g)) for _, g in _BODY_GROUPS], axis=1).astype(dtype))
-
-    def cols(*arrays):
-        return jnp.stack([jnp.asarray(v, jnp.float32) for v in arrays], axis=1).astype(dtype)
-
+    body = jnp.stack([jnp.isin(bodies, jnp.asarray(g)) for _, g in _BODY_GROUPS], axis=2)
     minute0 = jnp.asarray(_PERIOD_START_MINUTE)
-    blocks += [cols(p, t, minute0[jnp.clip(p, 0, 5)] * 60 + t) for p, t in zip(periods, times, strict=True)]
-    blocks += [cols(sx, sy) for sx, sy, _, _ in xy] + [cols(ex, ey) for _, _, ex, ey in xy]
-    blocks += [cols(*_polar(sx, sy)) for sx, sy, _, _ in xy] + [cols(*_polar(ex, ey)) for _, _, ex, ey in xy]
-    blocks += [cols(ex - sx, ey - sy, jnp.hypot(ex - sx, ey - sy)) for sx, sy, ex, ey in xy]
-    teams = [take(a.team, i) for i in range(nb_prev)]
-    blocks += [cols(*[teams[i] == teams[0] for i in range(1, nb_prev)])] if nb_prev > 1 else []
-    # time deltas from integer ticks: exact, where a float32 difference of two match times is not
-    deltas = [(ticks[0] - ticks[i]).astype(jnp.float32) / TICKS for i in range(1, nb_prev)]
-    blocks += [cols(*deltas)] if deltas else []
-    sx0, sy0 = xy[0][0], xy[0][1]
-    space = []
-    for i in range(1, nb_prev):
-        dx, dy = xy[i][2] - sx0, xy[i][3] - sy0
-        space += [dx, dy, jnp.hypot(dx, dy)]
-    blocks += [cols(*space)] if space else []
-    blocks.append(cols(*goalscore(a)))
+    blocks = [
+        onehot(types, len(ACTION_TYPES)),
+        onehot(results, len(RESULTS)),
+        onehot(types * len(RESULTS) + results, len(ACTION_TYPES) * len(RESULTS)),
+        body.reshape(n, -1).astype(dtype),
+        state_cols(periods, times, minute0[jnp.clip(periods, 0, 5)] * 60 + times),
+        state_cols(sx, sy),
+        state_cols(ex, ey),
+        state_cols(*_polar(sx, sy)),
+        state_cols(*_polar(ex, ey)),
+        state_cols(ex - sx, ey - sy, jnp.hypot(ex - sx, ey - sy)),
+    ]
+    if nb_prev > 1:
+        teams = a.team[prev]
+        blocks.append((teams[:, 1:] == teams[:, :1]).astype(dtype))
+        # time deltas from integer ticks: exact, where a float32 difference of two match times is not
+        blocks.append(((ticks[:, :1] - ticks[:, 1:]).astype(jnp.float32) / TICKS).astype(dtype))
+        dx, dy = ex[:, 1:] - sx[:, :1], ey[:, 1:] - sy[:, :1]
+        blocks.append(state_cols(dx, dy, jnp.hypot(dx, dy)))
+    blocks.append(jnp.stack([jnp.asarray(v, jnp.float32) for v in goalscore(a)], axis=1).astype(dtype))
     return jnp.concatenate(blocks, axis=1)
 
 
