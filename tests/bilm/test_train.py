@@ -86,6 +86,16 @@ def test_run_folder_holds_metrics_in_blocks_checkpoints_and_results(trained):
     assert any("sample ppl" in line for line in lines)
 
 
+def test_runs_and_show_list_the_bilm_run(trained, capsys):
+    folder, _, run, record, _ = trained
+    assert main(["runs", str(folder / "runs"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    (row,) = [r for r in rows if r["run"] == run.path.name]
+    assert row["status"] == "complete" and row["workload"] == "bilm" and row["val_loss"] == record["val_loss"]
+    assert main(["show", str(run.path)]) == 0
+    assert f"validation perplexity {record['val_perplexity']:.3f}" in capsys.readouterr().out
+
+
 def test_eval_reproduces_the_validation_perplexity_and_scores_new_text(trained, tmp_path):
     folder, _, run, record, _ = trained
     res = eval_run(run.path, None, 32)

@@ -249,6 +249,12 @@ def train_run(
     }
     epochs.log(f"finished: best epoch {result.best_epoch}, validation perplexity {record['val_perplexity']:.3f}")
     epochs.flush()
+    run.write_text(
+        "metrics.txt",
+        f"{config.name}: validation perplexity {record['val_perplexity']:.3f} (best epoch {result.best_epoch} of "
+        f"{result.epochs_run}, {result.state.step} steps, {result.stopped}); {n_params:,} parameters, "
+        f"{corpus.vocab_size:,}-word vocabulary, {setup.compute}\n",
+    )
     run.finish(record)
     return run, record
 

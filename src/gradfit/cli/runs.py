@@ -16,11 +16,11 @@ def _row(run) -> dict:
     when = datetime.fromtimestamp(run.file("config.yaml").stat().st_mtime).isoformat(sep=" ", timespec="seconds")
     row = {"model": run.model_dir.name, "run": run.path.name, "date": when, "status": "incomplete"}
     try:
-        if run.complete and run.read_json(RESULTS).get("workload") == "vaep":
+        if run.complete and run.read_json(RESULTS).get("workload") in ("vaep", "bilm"):
             res = run.read_json(RESULTS)
             row.update(
                 status="complete",
-                workload="vaep",
+                workload=res["workload"],
                 val_loss=res["val_loss"],
                 converged=res["stopped"] != "not finite",
                 iterations=res["epochs_run"],
@@ -91,11 +91,23 @@ def show(
     from gradfit.runs import CHECKPOINT, resolve_run
 
     folder = resolve_run(run)
-    for summary in ("summary.txt", "metrics.txt"):  # an ICLV fit's estimates; a VAEP model's quality table
+    for summary in ("summary.txt", "metrics.txt"):  # an ICLV fit's estimates; a VAEP / biLM model's metrics
         if folder.complete and folder.file(summary).is_file():
             print(folder.file(summary).read_text(encoding="utf-8"), end="")
             print(folder.path)
             return
+    import yaml
+
+    workload = (yaml.safe_load(folder.file("config.yaml").read_text(encoding="utf-8")) or {}).get("workload")
+    if workload == "bilm":
+        where = "a checkpoint in state.npz" if folder.file("state.npz").is_file() else "no checkpoint"
+        print(
+            f"{folder.path}: incomplete ({where}); continue it with `gradfit bilm train CONFIG --resume {folder.path}`"
+        )
+        return
+    if workload == "vaep":
+        print(f"{folder.path}: incomplete (training stopped); train again with `gradfit vaep train CONFIG`")
+        return
     where = "no checkpoint"
     if folder.file(CHECKPOINT).is_file():
         ck = folder.read_json(CHECKPOINT)
