@@ -156,8 +156,11 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert main(["bilm", "train", str(config), "--set", "training.nope=1", "--runs-dir", str(tmp_path / "r")]) == 2
     assert main(["bilm", "train", str(config), "--batch-size", "100000", "--runs-dir", str(tmp_path / "r")]) == 2
     assert main(["bilm", "eval", str(tmp_path / "no-such-run")]) == 2
+    runs = ["--runs-dir", str(tmp_path / "r")]
+    assert main(["bilm", "train", str(config), "--max-steps", "1", *runs]) == 2  # less than an epoch
+    assert main(["bilm", "train", str(config), "--set", "model.filters=[[13, 4]]", *runs]) == 2  # max_chars 12
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(line.startswith("error: ") for line in err)
+    assert len(err) == 5 and all(line.startswith("error: ") for line in err), err
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("config.yaml"))
 
 

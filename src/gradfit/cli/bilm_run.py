@@ -144,6 +144,18 @@ def train_run(
             f"training.batch_size {tr.batch_size} x accumulate {tr.accumulate}: the corpus gives only "
             f"{data.train.shape[0]} training windows of {d.window} tokens; lower them"
         )
+    steps_per_epoch = int(data.train.shape[0]) // (tr.batch_size * tr.accumulate)
+    if tr.max_steps is not None and tr.max_steps < steps_per_epoch:
+        raise SpecError(
+            f"training.max_steps {tr.max_steps}: an epoch here is {steps_per_epoch} steps and the best model is "
+            "chosen at an epoch's end; allow at least one epoch"
+        )
+    too_wide = [w for w, _ in setup.sizes.filters if w > d.max_chars]
+    if too_wide:
+        raise SpecError(
+            f"model.filters: width {too_wide[0]} is wider than data.max_chars {d.max_chars}; "
+            "narrow the filters or raise max_chars"
+        )
     params = init_params(jax.random.key(tr.seed), setup)
     state = None
     dumped = config.model_dump(mode="json")
@@ -220,11 +232,14 @@ def train_run(
     steps.flush()
     save_state(run, result.state)
     if result.best_epoch == 0:
-        epochs.log(f"stopped without a finished epoch ({result.stopped})")
-        epochs.flush()
+        if state is None:
+            run.discard()  # nothing worth keeping: the first epoch did not finish with a finite loss
+        else:
+            epochs.log(f"stopped without a finished epoch ({result.stopped})")
+            epochs.flush()
         raise DataError(
-            f"{config_path}: training stopped ({result.stopped}) before finishing an epoch; "
-            "raise training.max_steps or check the learning rate"
+            f"{config_path}: training stopped ({result.stopped}) without a finite validation loss; "
+            "lower training.learning_rate"
         )
     record = {
         "workload": "bilm",

@@ -71,6 +71,7 @@ class EpochReport(NamedTuple):
     seconds: float
     examples: int  # training examples seen this epoch
     params: Any  # this epoch's parameters (device arrays)
+    step: int = 0  # optimiser steps done in all by this epoch's end
 
 
 class TrainResult(NamedTuple):
@@ -261,8 +262,15 @@ def train(
         if on_epoch is not None:
             on_epoch(
                 EpochReport(
-                    state.epoch, train_loss, val_loss, improved, seconds, steps_per_epoch * per_step, state.params
-                )
+                    state.epoch,
+                    train_loss,
+                    val_loss,
+                    improved,
+                    seconds,
+                    steps_per_epoch * per_step,
+                    state.params,
+                    state.step,
+                )  # fmt: skip
             )
         epoch_done = state.epoch
         state = state._replace(epoch=state.epoch + 1, position=0, loss_sum=jnp.zeros((), jnp.float32))
