@@ -96,7 +96,7 @@ class Model:
             _AheadOfTime(chunked_sum(lik.choice_only, self.chunks, self._shared)) if lik.choice is not None else None
         )
         self._compiled: set[str] = set()
-        self._components = self._component_grads = None  # compiled on first use (diagnosis)
+        self._components = self._component_grads = self._posterior = None  # compiled on first use
 
     def _hessian_fn(self):
         """Exact Hessian as Hessian-vector products (forward over reverse), a batch of columns at a time.
@@ -201,6 +201,17 @@ class Model:
 
     def loglikelihood_per_person(self, params: dict[str, float] | None = None) -> np.ndarray:
         return np.asarray(self._per_person(self._theta(params), self._arrays))[: self.n_individuals]
+
+    def posterior_latent(self, params: dict[str, float] | None = None) -> pd.DataFrame:
+        """Each person's posterior mean and standard deviation of each latent variable, given the person's
+        indicators and choices (simulated with the estimation draws): columns <LV>_mean and <LV>_sd, one row
+        per person (index: the person id)."""
+        if self._posterior is None:
+            self._posterior = jax.jit(chunked_map(self._likelihood.posterior_latent, self.chunks, self._shared))
+        out = np.asarray(self._posterior(self._theta(params), self._arrays))[: self.n_individuals]
+        names = list(self.spec.latent_variables)
+        cols = {f"{lv}_{stat}": out[:, k, j] for k, lv in enumerate(names) for j, stat in enumerate(("mean", "sd"))}
+        return pd.DataFrame(cols, index=pd.Index(self.person_ids, name=self.spec.data.person))
 
     def scores(self, params: dict[str, float] | None = None) -> np.ndarray:
         """(individuals, free parameters) gradients of each person's log-likelihood."""

@@ -85,6 +85,19 @@ class Likelihood:
             total = total + value
         return jnp.broadcast_to(total, (arrays["rows"].shape[0], arrays["log_weights"].shape[0]))
 
+    def posterior_latent(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
+        """(N, L, 2): each person's posterior mean and standard deviation of each latent variable.
+
+        The posterior given the person's indicators and choices, simulated with the draws the likelihood uses:
+        draw r weighs w_r L_nr / sum_r' w_r' L_nr' (the weights of the gradient, see the module docstring).
+        """
+        eta = self.latent(theta, arrays).astype(theta.dtype)
+        log_w = self.per_draw(theta, arrays).astype(theta.dtype) + arrays["log_weights"].astype(theta.dtype)
+        w = jax.nn.softmax(log_w, axis=1)[:, :, None]
+        mean = jnp.sum(w * eta, axis=1)
+        var = jnp.maximum(jnp.sum(w * jnp.square(eta - mean[:, None, :]), axis=1), 0.0)
+        return jnp.stack([mean, jnp.sqrt(var)], axis=-1)
+
     def per_person(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """(N,) simulated log-likelihood of each person, in theta's precision."""
         return log_mean_exp(self.per_draw(theta, arrays).astype(theta.dtype), arrays["log_weights"], axis=1)

@@ -20,6 +20,7 @@ class Simulated:
     data: pd.DataFrame
     truth: dict[str, float]  # free parameters' true values
     spec: dict  # a spec (dict) that estimates exactly these parameters
+    latent: pd.DataFrame | None = None  # each person's true latent variables (index: person id)
 
 
 def seed_model(
@@ -154,4 +155,5 @@ def seed_model(
         "integration": {"type": "halton", "n": n_draws},
         "estimation": {"optimizer": "trust_bfgs", "tolerance": 1e-6, "max_iterations": 2000},
     }
-    return Simulated(data, truth, spec)
+    latent = pd.DataFrame(eta, columns=lvs, index=pd.Index(np.arange(1, n_people + 1), name="id"))
+    return Simulated(data, truth, spec, latent)
