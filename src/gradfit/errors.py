@@ -14,6 +14,13 @@ class GradfitError(Exception):
 class SpecError(GradfitError):
     """The model specification is invalid (unknown key, wrong type, inconsistent settings)."""
 
+    @classmethod
+    def from_validation(cls, exc, source: str) -> SpecError:
+        """A pydantic ValidationError's first problem as one line: '<source>: <dotted key>: <message>'."""
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        return cls(f"{source}: {key}: {err['msg'].removeprefix('Value error, ')}")
+
 
 class FormulaError(SpecError):
     """A formula cannot be parsed, or names something that does not exist."""

@@ -115,6 +115,4 @@ def config_from_dict(raw: dict, base_dir: Path | None = None, source: str = "con
     try:
         return BilmConfig.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise SpecError(f"{source}: {key}: {err['msg'].removeprefix('Value error, ')}") from None
+        raise SpecError.from_validation(exc, source) from None

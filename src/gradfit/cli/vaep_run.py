@@ -9,6 +9,7 @@ atomically, with ratings.json (what was rated, with which model) last.
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -282,7 +283,7 @@ def rate_run(
     actions = read_table(actions_file, "actions")
     minutes = read_table(players_file, "players") if players_file else None
     start = time.perf_counter()
-    prepared = pipeline.prepare(actions, model.previous_actions, 1, str(actions_file))
+    prepared = pipeline.prepare(actions, model.previous_actions, None, str(actions_file))
     out = np.asarray(pipeline.rate(model, prepared))
     seconds = time.perf_counter() - start
     valued = actions.copy()
@@ -306,8 +307,6 @@ def rate_run(
         "seconds_values": seconds,
         "files": [p.name for p in written],
     }
-    import json
-
     written.append(atomic_write_text(folder / "ratings.json", json.dumps(manifest, indent=1)))
     say(f"rated {len(actions):,} actions of {len(prepared.game_ids)} games with {run.path.name} in {seconds:.2f}s")
     return run, written

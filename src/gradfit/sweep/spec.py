@@ -75,9 +75,7 @@ def read_sweep(path: str | Path, workload: Workload = ICLV) -> tuple[SweepSpec, 
     try:
         sweep = SweepSpec.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise SpecError(f"{path}: {key}: {err['msg']}") from None
+        raise SpecError.from_validation(exc, str(path)) from None
     for axis, values in sweep.axes.items():
         if not values:
             raise SpecError(f"{path}: axes.{axis}: an empty list; give at least one value")

@@ -7,7 +7,7 @@ evaluates, keeps the best parameters, stops early, and reports each block and ep
 writes checkpoints and history: this layer does no I/O). `train.vaep` and `train.bilm` drive the workloads.
 """
 
-from gradfit.train.loop import EpochReport, TrainResult, TrainSettings, epoch_step, evaluate, train
+from gradfit.train.loop import EpochReport, TrainResult, TrainSettings, evaluate, train
 from gradfit.train.metrics import binary_metrics, brier, log_loss, roc_auc
 
 __all__ = [
@@ -16,7 +16,6 @@ __all__ = [
     "TrainSettings",
     "binary_metrics",
     "brier",
-    "epoch_step",
     "evaluate",
     "log_loss",
     "roc_auc",

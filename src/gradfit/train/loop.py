@@ -147,21 +147,6 @@ def _driver_block(loss_fn, optimizer, settings: TrainSettings):
     return block
 
 
-def epoch_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, batch_size: int):
-    """A jitted (params, opt_state, data, key) -> (params, opt_state, mean training loss) for one whole epoch."""
-    run = block_step(loss_fn, optimizer, batch_size)
-
-    @jax.jit
-    def epoch(params, opt_state, data, key):
-        n = jax.tree_util.tree_leaves(data)[0].shape[0]
-        shuffle, steps = jax.random.split(key)
-        rows = jax.random.permutation(shuffle, n)[: n // batch_size * batch_size].reshape(-1, batch_size)
-        params, opt_state, losses = run(params, opt_state, data, rows, jax.random.split(steps, rows.shape[0]))
-        return params, opt_state, jnp.mean(losses)
-
-    return epoch
-
-
 def evaluate(loss_fn: LossFn, batch_size: int):
     """A jitted (params, data) -> mean per-example loss over all of `data` (batched, the last one padded)."""
 

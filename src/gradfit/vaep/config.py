@@ -112,7 +112,4 @@ def config_from_dict(raw: dict, base_dir: Path | None = None, source: str = "con
     try:
         return VaepConfig.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        raise SpecError(f"{source}: {key}: {msg}") from None
+        raise SpecError.from_validation(exc, source) from None

@@ -9,7 +9,7 @@ actions and `gradfit.vaep.minutes` reads the minutes played.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,19 +90,14 @@ def convert_matches(
 ) -> Converted:
     """SPADL actions, minutes and games of every match (one kloppy parse each)."""
     actions, players, games = [], [], []
-    for i, (match, dataset) in enumerate(_datasets(matches, provider)):
-        frame, minutes, game = convert_dataset(dataset, match.game_id)
+    for i, match in enumerate(matches):
+        frame, minutes, game = convert_dataset(load_dataset(match, provider), match.game_id)
         actions.append(frame)
         players.append(minutes)
         games.append(game)
         if progress is not None:
             progress(i + 1, len(matches), match.game_id)
     return Converted(pd.concat(actions, ignore_index=True), pd.concat(players, ignore_index=True), pd.DataFrame(games))
-
-
-def _datasets(matches: list[MatchFiles], provider: str) -> Iterator[tuple[MatchFiles, object]]:
-    for match in matches:
-        yield match, load_dataset(match, provider)
 
 
 def convert_dataset(dataset, game_id: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:

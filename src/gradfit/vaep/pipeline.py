@@ -31,7 +31,7 @@ HEADS = ("scores", "concedes")
 class Prepared(NamedTuple):
     actions: Actions  # on the device
     x: jnp.ndarray  # (n, features) float32, on the device
-    y: jnp.ndarray  # (n, 2) bool: scores, concedes
+    y: jnp.ndarray | None  # (n, 2) bool: scores, concedes (None when prepared for rating only)
     game: np.ndarray  # (n,) int game code per action (host)
     game_ids: np.ndarray  # game code -> the table's game_id
 
@@ -44,12 +44,15 @@ class VaepModel(NamedTuple):
     previous_actions: int
 
 
-def prepare(frame: pd.DataFrame, previous_actions: int = 3, horizon: int = 10, source: str = "actions") -> Prepared:
+def prepare(
+    frame: pd.DataFrame, previous_actions: int = 3, horizon: int | None = 10, source: str = "actions"
+) -> Prepared:
+    """Actions on the device with their features, and their labels unless `horizon` is None (rating needs none)."""
     host = actions_arrays(frame, source=source)
     game_ids = pd.unique(frame["game_id"])
     acts = jax.device_put(host)
     x = features(acts, previous_actions)
-    y = labels(acts, horizon)
+    y = None if horizon is None else labels(acts, horizon)
     return Prepared(acts, x, y, np.asarray(host.game), np.asarray(game_ids))
 
 
