@@ -86,6 +86,8 @@ ALLOWED = {
     "model": {"errors", "core", "iclv", "estimate", "io", "placement"},
     "diagnose": {"errors", "model"},
     "bench": {"errors", "iclv", "model"},
+    "predict": {"errors", "expr", "iclv", "io", "estimate", "model", "runs"},
+    "report": {"errors", "expr", "iclv", "io", "estimate", "model", "runs", "sweep", "predict"},
     "cli": {
         "errors",
         "iclv",
@@ -99,6 +101,8 @@ ALLOWED = {
         "train",
         "vaep",
         "bilm",
+        "predict",
+        "report",
         "__init__",
     },
     "__init__": {"errors", "iclv", "estimate", "io", "model", "runtime"},

@@ -24,6 +24,7 @@ from gradfit.core.generated_draws import seed_key
 from gradfit.errors import EstimationError, GradfitError
 from gradfit.estimate import FitResult, Problem, covariances, maximize
 from gradfit.iclv.build import build, integration_nodes, shared_keys
+from gradfit.iclv.measurement import indicator_levels
 from gradfit.iclv.spec import ModelSpec
 from gradfit.io import load_data, read_spec, spec_from_dict
 from gradfit.placement import Placement, select_devices
@@ -97,6 +98,7 @@ class Model:
         )
         self._compiled: set[str] = set()
         self._components = self._component_grads = self._posterior = None  # compiled on first use
+        self._row_probs = self._indicator_probs = None
 
     def _hessian_fn(self):
         """Exact Hessian as Hessian-vector products (forward over reverse), a batch of columns at a time.
@@ -212,6 +214,68 @@ class Model:
         names = list(self.spec.latent_variables)
         cols = {f"{lv}_{stat}": out[:, k, j] for k, lv in enumerate(names) for j, stat in enumerate(("mean", "sd"))}
         return pd.DataFrame(cols, index=pd.Index(self.person_ids, name=self.spec.data.person))
+
+    # -- predictions ----------------------------------------------------------------------------------
+    def row_probabilities(self, theta, arrays: dict | None = None) -> jax.Array:
+        """(rows, alternatives) simulated choice probabilities of the data rows, in the data's row order, at a
+        free-parameter vector; a JAX function of theta (differentiable: the delta method uses its Jacobian).
+        arrays: another data set's arrays (`data_arrays`) instead of the model's own."""
+        if self._likelihood.choice is None:
+            raise GradfitError(f"{self.spec.name}: the model has no choice part, so there is nothing to predict")
+        if self._row_probs is None:
+            panel = self._built.panel
+            probs = chunked_map(self._likelihood.choice_probabilities, self.chunks, self._shared)
+            self._row_probs = jax.jit(lambda t, a: probs(t, a)[panel.person, panel.slot])
+        return self._row_probs(self.placement.vector(theta, self.dtype), self._arrays if arrays is None else arrays)
+
+    def data_arrays(self, data: pd.DataFrame) -> dict:
+        """The model's arrays built from another DataFrame with the same people and rows (a scenario: changed
+        attributes), placed like the model's own, for `row_probabilities`."""
+        built = build(self.spec, load_data(self.spec.data, data, source=self.spec.name), self.spec.name, "data")
+        if built.panel.mask.shape != self._built.panel.mask.shape or not np.array_equal(
+            built.panel.person, self._built.panel.person
+        ):
+            raise GradfitError(f"{self.spec.name}: the new data do not have the model's people and rows")
+        return self.placement.arrays(built.arrays, self.work_dtype, self.chunks.multiple, self.dtype)
+
+    def choice_probabilities(self, params: dict[str, float] | None = None) -> pd.DataFrame:
+        """Simulated probability of each alternative on each data row (latent variables drawn from their
+        structural equations, not conditioned on the person's answers): columns row (1-based file row), the
+        person column, chosen (the alternative chosen) and P_<alternative> for each alternative."""
+        p = np.asarray(self.row_probabilities(self._theta(params)))
+        panel, alts = self._built.panel, list(self.spec.choice.alternatives)
+        chosen = np.asarray(self._built.arrays["choice"]["chosen"])[panel.person, panel.slot].argmax(axis=-1)
+        frame = {"row": panel.file_rows, self.spec.data.person or "person": panel.person_ids[panel.person]}
+        frame["chosen"] = np.asarray(alts, dtype=object)[chosen]
+        frame.update({f"P_{a}": p[:, j] for j, a in enumerate(alts)})
+        return pd.DataFrame(frame)
+
+    def indicator_distribution(self, params: dict[str, float] | None = None) -> pd.DataFrame:
+        """Observed and predicted share of each response level of each discrete indicator (columns indicator,
+        level, observed, predicted); predicted: the simulated level probabilities, unconditional as in
+        `choice_probabilities`, averaged over the answers observed (each person's rows for row-level ones)."""
+        if self._indicator_probs is None:
+            self._indicator_probs = jax.jit(
+                chunked_map(self._likelihood.indicator_probabilities, self.chunks, self._shared)
+            )
+        probs = self._indicator_probs(self._theta(params), self._arrays)
+        rows = []
+        for group in self._likelihood.indicators:
+            if group.key not in probs:
+                continue
+            p = np.asarray(probs[group.key])[: self.n_individuals]  # (N, K, C)
+            a = self._built.arrays["measurement"][group.key]
+            y, obs = np.asarray(a["y"]), np.asarray(a["obs"])  # (N, 1, K) or (N, 1, T, K)
+            y, obs = y.reshape(len(y), -1, y.shape[-1]), obs.reshape(len(obs), -1, obs.shape[-1])  # (N, T, K)
+            answers = obs.sum(axis=1)  # (N, K): answers of each person to each indicator
+            for k, name in enumerate(group.names):
+                levels = indicator_levels(self.spec.indicators[name], self.spec)
+                n = max(answers[:, k].sum(), 1)
+                for c, level in enumerate(levels):
+                    observed = ((y[:, :, k] == c) & obs[:, :, k]).sum() / n
+                    predicted = (answers[:, k] * p[:, k, c]).sum() / n
+                    rows.append((name, level, observed, predicted))
+        return pd.DataFrame(rows, columns=["indicator", "level", "observed", "predicted"])
 
     def scores(self, params: dict[str, float] | None = None) -> np.ndarray:
         """(individuals, free parameters) gradients of each person's log-likelihood."""

@@ -9,8 +9,11 @@ import typer
 
 from gradfit.cli.bench import bench
 from gradfit.cli.bilm import bilm_app
+from gradfit.cli.compare import compare
 from gradfit.cli.diagnose import diagnose
 from gradfit.cli.fit import fit
+from gradfit.cli.predict import predict
+from gradfit.cli.report import report
 from gradfit.cli.runs import runs, show
 from gradfit.cli.simulate import simulate
 from gradfit.cli.sweep import sweep
@@ -27,9 +30,12 @@ app.command()(fit)
 app.command()(simulate)
 app.command()(runs)
 app.command()(show)
+app.command()(compare)
+app.command()(predict)
 app.command()(diagnose)
 app.command()(bench)
 app.command()(sweep)
+app.command()(report)
 app.add_typer(vaep_app, name="vaep")
 app.add_typer(bilm_app, name="bilm")
 

@@ -68,6 +68,16 @@ class Choice:
             return _factored_loglik(*self._data_and_latent(v, eta, arrays), arrays, self.fused)
         return self._direct(v, eta, arrays)
 
+    def probabilities(self, v: Values, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
+        """(N, R, T, J) logit probabilities of every alternative at every draw; 0 where unavailable."""
+        u = self.utility_matrix(v, eta, arrays)
+        avail = arrays["available"][:, None]
+        # Unavailable alternatives get the row's lowest available utility less 1e4 (exp(-1e4) = 0 in float64)
+        # instead of -inf: a finite input keeps every derivative finite, and where() zeroes them afterwards.
+        low = jnp.min(jnp.where(avail, u, jnp.inf), axis=-1, keepdims=True) - 1e4
+        p = jax.nn.softmax(jnp.where(avail, u, jax.lax.stop_gradient(low)), axis=-1)
+        return jnp.where(avail, p, 0.0)
+
     def _direct(self, v: Values, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         u = self.utility_matrix(v, eta, arrays)
         lp = log_softmax_chosen(u, arrays["available"][:, None], arrays["chosen"][:, None])

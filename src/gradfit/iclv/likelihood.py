@@ -98,6 +98,30 @@ class Likelihood:
         var = jnp.maximum(jnp.sum(w * jnp.square(eta - mean[:, None, :]), axis=1), 0.0)
         return jnp.stack([mean, jnp.sqrt(var)], axis=-1)
 
+    def _draw_weights(self, arrays: dict, dtype) -> jnp.ndarray:
+        w = jnp.exp(arrays["log_weights"].astype(dtype))
+        return w / w.sum()
+
+    def choice_probabilities(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
+        """(N, T, J) simulated probability of every alternative on every row: the logit probabilities averaged
+        over the draws of the latent variables from their structural equations (not conditioned on the
+        person's indicators or choices: what the model predicts for a person it has not observed)."""
+        v, eta = self._values_and_latent(theta, arrays)
+        p = self.choice.probabilities(v, eta, arrays["choice"]).astype(theta.dtype)
+        return jnp.einsum("r,nrtj->ntj", self._draw_weights(arrays, theta.dtype), p)
+
+    def indicator_probabilities(self, theta: jnp.ndarray, arrays: dict) -> dict[str, jnp.ndarray]:
+        """Per discrete indicator group, (N, K, C) simulated probability of each response level, averaged over
+        the structural draws (unconditional, as `choice_probabilities`)."""
+        v, eta = self._values_and_latent(theta, arrays)
+        w = self._draw_weights(arrays, theta.dtype)
+        out = {}
+        for g in self.indicators:
+            p = g.level_probabilities(v, eta)
+            if p is not None:
+                out[g.key] = jnp.einsum("r,nrkc->nkc", w, p.astype(theta.dtype))
+        return out
+
     def per_person(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """(N,) simulated log-likelihood of each person, in theta's precision."""
         return log_mean_exp(self.per_draw(theta, arrays).astype(theta.dtype), arrays["log_weights"], axis=1)

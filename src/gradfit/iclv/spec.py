@@ -219,6 +219,12 @@ class ModelSpec(_Strict):
     choice: ChoiceSpec | None = None
     integration: IntegrationSpec = IntegrationSpec()
     estimation: EstimationSpec = EstimationSpec()
+    quantities: dict[str, Formula] = Field(
+        default_factory=dict,
+        description="Quantities derived from the estimates, name -> formula of parameters and data columns (e.g. "
+        "a value of time, BETA_TIME / BETA_COST * 60); `gradfit predict` reports each with delta-method and "
+        "Krinsky-Robb intervals (per row and averaged when it uses data).",
+    )
 
     @field_validator("parameters", mode="after")
     @classmethod

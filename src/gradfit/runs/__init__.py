@@ -12,12 +12,13 @@ from gradfit.runs.folder import (
     point_latest,
     resolve_run,
 )
-from gradfit.runs.outputs import results_record, write_fit_outputs
+from gradfit.runs.outputs import COVARIANCE, results_record, write_fit_outputs
 from gradfit.runs.record import HISTORY, LOG, RunRecorder, file_sha256, git_commit, package_versions, truncate_history
 
 __all__ = [
     "CHECKPOINT",
     "CONFIG",
+    "COVARIANCE",
     "HISTORY",
     "LATEST",
     "LOG",

@@ -56,8 +56,21 @@ def results_record(res: FitResult, *, data_sha256: str | None, git_commit: str |
     }
 
 
+COVARIANCE = "covariance.json"
+
+
+def covariance_record(res: FitResult) -> dict:
+    """The covariance matrices of the free parameters (null where not computable), for predictions."""
+
+    def matrix(m) -> list[list[float | None]]:
+        return [[_num(x) for x in row] for row in m]
+
+    return {"names": list(res.names)} | {kind: matrix(getattr(res.cov, kind)) for kind in ("robust", "hessian", "bhhh")}
+
+
 def write_fit_outputs(run: RunFolder, res: FitResult, record: dict) -> None:
-    """estimates.csv and summary.txt, then results.json last (it marks the run complete)."""
+    """estimates.csv, summary.txt and covariance.json, then results.json last (it marks the run complete)."""
     run.write_text("estimates.csv", res.estimates.to_csv(float_format="%.12g"))
+    run.write_json(COVARIANCE, covariance_record(res))
     run.write_text("summary.txt", res.summary() + "\n")
     run.finish(record)
