@@ -123,7 +123,7 @@ def posterior(frame: pd.DataFrame, latent: list[str]) -> str | None:
         means = means[np.isfinite(means)]
         ax.hist(means, bins=min(30, max(5, int(np.sqrt(len(means))))), color=OBSERVED, alpha=0.85)
         sd = frame[f"{lv}_sd"].to_numpy(dtype=float)
-        ax.set_title(f"{lv}: posterior means (mean sd {np.nanmean(sd):.3g})", fontsize="medium")
+        ax.set_title(f"{lv}\nposterior means; mean posterior sd {np.nanmean(sd):.3g}", fontsize="small")
         ax.set_xlabel(f"E[{lv} | person's data]", fontsize="small")
         ax.set_ylabel("people", fontsize="small")
     for ax in axes[len(latent) :]:
