@@ -134,6 +134,9 @@ def test_elasticities_match_the_logit_closed_form(mnl):
     got = [table.loc[f"elasticity {a} / x_b", "estimate"] for a in ALTS]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     assert list(table["kind"]) == ["cross", "direct", "cross"]
+    # each row's own elasticity: beta x_nb (1[i=b] - P_nb)
+    for i, a in enumerate(ALTS):
+        np.testing.assert_allclose(out.rows[f"E_{a}_x_b"], beta * x * ((i == 1) - p[:, 1]), rtol=1e-6, atol=1e-9)
 
 
 def _fd_jacobian(fn, theta: np.ndarray, h: float = 1e-5) -> np.ndarray:

@@ -96,9 +96,12 @@ def predict(
         rows[name], rows[f"{name}_se"] = value, se
         labels += [(name, "mean"), (name, "at_means")]
         parts.append(lambda t, fn=fn, at_means=at_means: jnp.stack([fn(t).mean(), at_means(t)]))
-    for column, (fn, roles) in e_fns.items():
+    for column, (fn, per_row, roles) in e_fns.items():
         labels += [(f"elasticity {alt} / {column}", roles[j]) for j, alt in enumerate(alts)]
         parts.append(fn)
+        own = np.asarray(per_row(jnp.asarray(theta)))
+        for j, alt in enumerate(alts):
+            rows[f"E_{alt}_{column}"] = own[:, j]
 
     def summaries(t):
         return jnp.concatenate([jnp.atleast_1d(jnp.asarray(f(t), dtype=jnp.float64)) for f in parts])
@@ -183,8 +186,9 @@ def _numeric(frame: pd.DataFrame, column: str, quantity: str) -> jnp.ndarray:
 
 
 def _elasticity_function(fitted: FittedRun, scenario: Scenario, column: str):
-    """fn(theta) -> (J,) aggregate elasticities of the predicted shares with respect to a data column, and
-    each alternative's role ('direct' if its utility uses the column, else 'cross').
+    """fn(theta) -> (J,) aggregate elasticities of the predicted shares with respect to a data column,
+    per_row(theta) -> (rows, J) each row's own elasticities d log P_ni / d log x_n, and each alternative's role
+    ('direct' if its utility uses the column, else 'cross').
 
     The aggregate (probability-weighted) elasticity of alternative i, sum_n x_n dP_ni/dx_n / sum_n P_ni, is
     d log S_i / d log s when every row's x is scaled by s. It is taken by a central difference in log s on
@@ -202,7 +206,12 @@ def _elasticity_function(fitted: FittedRun, scenario: Scenario, column: str):
         down = jnp.log(model.row_probabilities(theta, arrays[1]).mean(axis=0))
         return (up - down) / step
 
-    return fn, _roles(spec, column)
+    def per_row(theta):  # each row's own (disaggregate) elasticities, (rows, J)
+        return (
+            jnp.log(model.row_probabilities(theta, arrays[0])) - jnp.log(model.row_probabilities(theta, arrays[1]))
+        ) / step
+
+    return fn, per_row, _roles(spec, column)
 
 
 def _scaled(fitted: FittedRun, scenario: Scenario, column: str, factor: float) -> pd.DataFrame:
