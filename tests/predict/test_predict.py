@@ -197,6 +197,16 @@ def test_krinsky_robb_intervals_cover_the_delta_method_for_linear_quantities(icl
         assert (rows[f"P_{a}"] <= rows[f"P_{a}_hi"] + 1e-12).all()
 
 
+def test_krinsky_robb_draws_in_batches_equal_one_at_a_time(iclv):
+    # the GPU path evaluates draws in vectorised batches (the last one padded); the draws are the same
+    exprs = quantity_expressions(iclv.spec, ["ratio=asc_c / b_x"])
+    one = predict(iclv, make_scenario(iclv.spec), exprs, settings=Settings(draws=7, seed=1, batch=1))
+    batched = predict(iclv, make_scenario(iclv.spec), exprs, settings=Settings(draws=7, seed=1, batch=3))
+    for a, b in ((one.shares, batched.shares), (one.quantities, batched.quantities)):
+        np.testing.assert_allclose(a.select_dtypes("number"), b.select_dtypes("number"), rtol=1e-10)
+    np.testing.assert_allclose(one.rows["P_c_hi"], batched.rows["P_c_hi"], rtol=1e-10)
+
+
 def test_indicator_distribution_fits_the_answers(iclv):
     dist = iclv.model.indicator_distribution(iclv.params)
     assert set(dist["indicator"]) == {"I1", "I2", "I3"} and list(dist["level"][:5]) == [1.0, 2.0, 3.0, 4.0, 5.0]
