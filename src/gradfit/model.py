@@ -24,7 +24,7 @@ from gradfit.core.generated_draws import seed_key
 from gradfit.errors import EstimationError, GradfitError
 from gradfit.estimate import FitResult, Problem, covariances, maximize
 from gradfit.iclv.build import build, integration_nodes, shared_keys
-from gradfit.iclv.measurement import indicator_levels
+from gradfit.iclv.measurement import level_shares
 from gradfit.iclv.spec import ModelSpec
 from gradfit.io import load_data, read_spec, spec_from_dict
 from gradfit.placement import Placement, select_devices
@@ -259,23 +259,8 @@ class Model:
                 chunked_map(self._likelihood.indicator_probabilities, self.chunks, self._shared)
             )
         probs = self._indicator_probs(self._theta(params), self._arrays)
-        rows = []
-        for group in self._likelihood.indicators:
-            if group.key not in probs:
-                continue
-            p = np.asarray(probs[group.key])[: self.n_individuals]  # (N, K, C)
-            a = self._built.arrays["measurement"][group.key]
-            y, obs = np.asarray(a["y"]), np.asarray(a["obs"])  # (N, 1, K) or (N, 1, T, K)
-            y, obs = y.reshape(len(y), -1, y.shape[-1]), obs.reshape(len(obs), -1, obs.shape[-1])  # (N, T, K)
-            answers = obs.sum(axis=1)  # (N, K): answers of each person to each indicator
-            for k, name in enumerate(group.names):
-                levels = indicator_levels(self.spec.indicators[name], self.spec)
-                n = max(answers[:, k].sum(), 1)
-                for c, level in enumerate(levels):
-                    observed = ((y[:, :, k] == c) & obs[:, :, k]).sum() / n
-                    predicted = (answers[:, k] * p[:, k, c]).sum() / n
-                    rows.append((name, level, observed, predicted))
-        return pd.DataFrame(rows, columns=["indicator", "level", "observed", "predicted"])
+        probs = {k: np.asarray(v)[: self.n_individuals] for k, v in probs.items()}
+        return level_shares(self._likelihood.indicators, self._built.arrays["measurement"], probs, self.spec)
 
     def scores(self, params: dict[str, float] | None = None) -> np.ndarray:
         """(individuals, free parameters) gradients of each person's log-likelihood."""

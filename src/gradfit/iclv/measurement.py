@@ -301,3 +301,25 @@ def _any_per_person(panel: Panel, observed: np.ndarray) -> np.ndarray:
     out = np.zeros(panel.n_people, dtype=bool)
     np.logical_or.at(out, panel.person, observed)
     return out
+
+
+def level_shares(groups, arrays: dict, probs: dict[str, np.ndarray], spec: ModelSpec) -> pd.DataFrame:
+    """Observed and predicted share of each response level of each discrete indicator: columns indicator, level,
+    observed, predicted. probs: per group key, (N, K, C) level probabilities of each person (padding people
+    cut off); an indicator's predicted share weighs each person by the answers observed (rows, for row-level
+    indicators), as the observed share does."""
+    rows = []
+    for group in groups:
+        if group.key not in probs:
+            continue
+        p = probs[group.key]
+        y, obs = np.asarray(arrays[group.key]["y"]), np.asarray(arrays[group.key]["obs"])  # (N, 1, [T,] K)
+        n = len(p)
+        y, obs = y[:n].reshape(n, -1, y.shape[-1]), obs[:n].reshape(n, -1, obs.shape[-1])  # (N, T, K)
+        answers = obs.sum(axis=1)  # (N, K)
+        for k, name in enumerate(group.names):
+            total = max(answers[:, k].sum(), 1)
+            for c, level in enumerate(indicator_levels(spec.indicators[name], spec)):
+                observed = ((y[:, :, k] == c) & obs[:, :, k]).sum() / total
+                rows.append((name, level, observed, (answers[:, k] * p[:, k, c]).sum() / total))
+    return pd.DataFrame(rows, columns=["indicator", "level", "observed", "predicted"])
