@@ -253,6 +253,8 @@ def test_cli_writes_a_complete_prediction_folder_and_scenarios_change_the_data(r
         (["-q", "v=asc_c/bx"], "unknown name 'bx'"),
         (["-q", "v=lam_c*att"], "is a latent variable"),
         (["-e", "nope"], "no column 'nope'"),
+        (["--data", "missing.csv"], "--data missing.csv: no such file"),
+        (["--name", "../x"], "--name '../x'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(runs, capsys, args, message):

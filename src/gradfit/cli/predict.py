@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -38,9 +39,11 @@ def predict(
     """Predict from a fitted model: per-row probabilities, shares, quantities and elasticities with intervals."""
     from gradfit.cli.progress import ProgressView
     from gradfit.predict import Settings, load_fitted, make_scenario, predict, quantity_expressions, run_spec
-    from gradfit.runs import resolve_run
+    from gradfit.runs import RunError, resolve_run
 
     folder = resolve_run(run)
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in (".", ".."):
+        raise RunError(f"--name {name!r}: use letters, digits, '_', '.' and '-' only (it names a folder)")
     changes = tuple(set_ or ())
     with ProgressView(every=max(draws // 10, 1)) as view:
         view.message(f"{folder.path}: building the model...")

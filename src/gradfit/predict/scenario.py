@@ -43,6 +43,8 @@ def make_scenario(spec: ModelSpec, data: str | Path | None = None, changes: tupl
     if data is None and not changes:
         return Scenario(None, spec.data.path, (), True)
     path = Path(data) if data is not None else Path(spec.data.path)
+    if data is not None and not path.is_file():
+        raise DataError(f"--data {data}: no such file; give a CSV or Parquet file with the spec's columns")
     separator = spec.data.separator if data is None else None
     frame = read_table(path, "auto" if data is not None else spec.data.format, separator)
     for text in changes:
