@@ -56,6 +56,8 @@ def made(tmp_path_factory) -> dict:
     spec["data"] = {**spec["data"], "path": "data.csv"}
     spec["parameters"] = {**spec["parameters"], "d_A1_educ": {"start": 0.1, "fixed": True}}  # a fixed parameter
     spec["estimation"] = {**spec["estimation"], "device": "cpu"}
+    # a value of time (parameters only) and one that uses data (per row, averaged and at the data's means)
+    spec["quantities"] = {"vot_A0": "b_time_A0 / b_cost_A0 * 60", "util_time_A1": "b_time_A1 * time_A1"}
     (folder / "small.yaml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     sweep = {"name": "draws", "base": "small.yaml", "axes": {"integration.n": [20, 40]}}
     (folder / "sweep.yaml").write_text(yaml.safe_dump(sweep, sort_keys=False), encoding="utf-8")
@@ -324,3 +326,21 @@ def test_report_screenshot(made, chromium, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1280, 2400)
+
+
+def test_derived_quantities_from_the_spec(made):
+    """The spec's quantities, by the delta method, computed independently from results.json and the data."""
+    import numpy as np
+    import pandas as pd
+
+    est, html = made["results"]["estimates"], made["html"]
+    found = re.findall(r'data-quantity="([^"]+)" data-kind="([^"]+)" data-value="([^"]+)"', html)
+    cells = {(q, k): float(v) for q, k, v in found}
+    assert len(cells) == 3
+    vot = est["b_time_A0"]["value"] / est["b_cost_A0"]["value"] * 60
+    assert cells[("vot_A0", "value")] == pytest.approx(vot, rel=1e-12)
+    time_a1 = pd.read_csv(made["folder"] / "data.csv")["time_A1"].to_numpy()
+    per_row = est["b_time_A1"]["value"] * time_a1
+    assert cells[("util_time_A1", "mean")] == pytest.approx(np.mean(per_row), rel=1e-12)
+    assert cells[("util_time_A1", "at_means")] == pytest.approx(est["b_time_A1"]["value"] * time_a1.mean(), rel=1e-12)
+    assert "b_time_A0 / b_cost_A0 * 60" in html

@@ -146,6 +146,8 @@ class ReportData:
     posterior: pd.DataFrame | None  # per person <LV>_mean, <LV>_sd; None: no latent variables
     correlations: tuple[tuple[str, str, float], ...]  # largest |robust correlation| between estimates
     sweep: SweepContext | None
+    # the spec's `quantities` by the delta method: quantity, kind, estimate, se, delta_lo, delta_hi; None: none
+    quantities: pd.DataFrame | None = None
     notes: dict[str, str] = field(default_factory=dict)  # section -> why it is empty or partial
     warnings: tuple[str, ...] = ()  # e.g. the data file changed since the fit
 
@@ -301,7 +303,8 @@ def collect(run: str | Path, log: Callable[[str], None] = _quiet) -> ReportData:
     Raises RunError (one line) for a folder that is not a complete ICLV run, and GradfitError when the run's
     data no longer fit its spec (moved, changed) or its robust covariance is not finite (`load_fitted` needs it).
     """
-    from gradfit.predict import load_fitted  # imports JAX: only when a report is actually made
+    # imports JAX: only when a report is actually made
+    from gradfit.predict import Settings, load_fitted, make_scenario, predict, quantity_expressions
 
     folder = resolve_run(run)
     if not folder.complete:  # checked here too, so that a user error is the only line printed
@@ -338,6 +341,14 @@ def collect(run: str | Path, log: Callable[[str], None] = _quiet) -> ReportData:
     else:
         notes["posterior"] = "The model has no latent variables."
 
+    quantities = None
+    if spec.quantities and not np.isfinite(fitted.cov.to_numpy()).all():
+        notes["quantities"] = "Not computed: the robust covariance of the estimates is not available."
+    elif spec.quantities:
+        log("evaluating the spec's derived quantities...")
+        exprs = quantity_expressions(spec, [])
+        quantities = predict(fitted, make_scenario(spec), exprs, settings=Settings(draws=0)).quantities
+
     sweep = sweep_context(path)
     results_file = path / RESULTS
     history = read_history(path / HISTORY)
@@ -357,6 +368,7 @@ def collect(run: str | Path, log: Callable[[str], None] = _quiet) -> ReportData:
         posterior=posterior,
         correlations=top_correlations(fitted.cov) if len(fitted.cov) > 1 else (),
         sweep=sweep,
+        quantities=quantities,
         notes=notes,
         warnings=tuple(fitted.warnings),
     )
