@@ -87,9 +87,11 @@ class Model:
         self._likelihood = lik
         self._layout = lik.layout
         self._shared = frozenset(shared_keys(self._built.arrays))
-        self._total = chunked_sum(lik.total, self.chunks, self._shared)
-        self._f = jax.jit(self._total)
-        self._vg = _AheadOfTime(jax.value_and_grad(self._total))
+        self._total = chunked_sum(lik.total, self.chunks, self._shared)  # XLA only: the Hessian differentiates it
+        fast = lik.with_kernels(self.device.platform, self.work_dtype, len(self.placement.devices))
+        fast_total = chunked_sum(fast.total, self.chunks, self._shared)
+        self._f = jax.jit(fast_total)
+        self._vg = _AheadOfTime(jax.value_and_grad(fast_total))
         self._hess = _AheadOfTime(self._hessian_fn())
         self._per_person = jax.jit(chunked_map(lik.per_person, self.chunks, self._shared))
         self._scores = _AheadOfTime(chunked_map(self._score_fn(), self.chunks, self._shared))

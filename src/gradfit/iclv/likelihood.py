@@ -19,6 +19,11 @@ from gradfit.iclv.choice import Choice
 from gradfit.iclv.measurement import IndicatorGroup
 from gradfit.iclv.params import ParamLayout
 from gradfit.iclv.structural import Structural
+from gradfit.kernels import kernels_enabled
+
+# The kernel sums the log terms of a person's indicators as one log of a product of factors in [1, 4]: at most
+# 500 of them stay finite in float64 (gradfit.kernels.ordered).
+MAX_KERNEL_INDICATORS = 500
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,23 @@ class Likelihood:
         choice = None if self.choice is None else replace(self.choice, fused=True)
         return replace(self, indicators=groups, choice=choice)
 
+    def with_kernels(self, platform: str, work_dtype, n_devices: int) -> Likelihood:
+        """The same likelihood with the Pallas kernels (gradfit.kernels) where they apply: one GPU, float64
+        work, person-level ordered-logit groups of at most MAX_KERNEL_INDICATORS indicators. For the value
+        and gradient only: a Pallas call has no forward-mode derivative (the Hessian) and the per-person
+        scores map over people one at a time; both keep the XLA form. On an H100 at 10,000 people x 1,000
+        draws the kernels take the seed model's value+gradient from 28.5 to about 16 ms (RESULTS.md).
+        GRADFIT_KERNELS=0 in the environment turns them off."""
+        if platform != "gpu" or jnp.dtype(work_dtype) != jnp.float64 or n_devices != 1 or not kernels_enabled():
+            return self
+        groups = tuple(
+            replace(g, kernel="gpu")
+            if g.kind == "ordered_logit" and g.person_level and len(g.names) <= MAX_KERNEL_INDICATORS
+            else g
+            for g in self.indicators
+        )
+        return replace(self, indicators=groups)
+
     def _values_and_latent(self, theta: jnp.ndarray, arrays: dict):
         # The per-draw work runs in the arrays' precision; with float64 parameters and float32 arrays
         # (precision 'mixed') everything from each person's integral over the draws on stays float64.
@@ -72,7 +94,11 @@ class Likelihood:
         # cheaper once those arrays are large (H100, 2,000 people x 1,000 draws: 13.2 -> 9.2 ms), while at the
         # seed's size the extra kernels cost more than they save (0.44 -> 0.49 ms); see benchmarks/RESULTS.md.
         wrap = jax.checkpoint if self.remat else (lambda f: f)
-        out = {f"measurement:{g.key}": wrap(g.loglik)(v, eta, arrays["measurement"]) for g in self.indicators}
+        # (A Pallas kernel group recomputes in its own reverse pass: rematerialising it would run it twice.)
+        out = {
+            f"measurement:{g.key}": (g.loglik if g.kernel else wrap(g.loglik))(v, eta, arrays["measurement"])
+            for g in self.indicators
+        }
         if self.choice is not None:
             out["choice"] = wrap(self.choice.loglik)(v, eta, arrays["choice"])
         return out

@@ -1,0 +1,183 @@
+"""Person-level ordered-logit indicators as two Pallas kernels: the per-draw log-likelihood, and its reverse pass.
+
+At 10,000 people x 1,000 draws x 30 indicators XLA writes people x draws x indicators arrays (2.4 GB each in
+float64) for the indicator means and their partials and reads them back several times: ~19 of the 28.5 ms of a
+value+gradient on an H100 (benchmarks/NOTES.md). Here a block of people x draws is computed in registers, one
+indicator after another, and the reverse pass recomputes it from eta instead of storing it, reducing over the
+indicators (the cotangent of eta) and over the block's draws (per person and indicator sums from which every
+parameter's gradient follows) before anything is written.
+
+The kernels run on GPUs (Triton); `interpret=True` runs them anywhere, slowly (tests). A Pallas call has no
+forward-mode derivative: the Hessian and per-person scores use the XLA form (`Likelihood.for_device`).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as plgpu
+
+# People x draws per program and warps: the fastest of 17 shapes on an H100 at 10,000 x 1,000 x 30 indicators
+# (benchmarks/RESULTS.md): small blocks keep the 5 latent variables, their cotangents and the sums in registers.
+BLOCK_PEOPLE = 2
+BLOCK_DRAWS = 128
+WARPS = 1
+SUMS = 4  # per person and indicator: sum of g*d_a, g*d_b, g_mu, (g*d_a + g*d_b) * mu; then L sums of g_mu * eta
+
+
+def _indicator(k, etas, refs):
+    """mu, a, b, e_a, e_b and the masks of indicator k on the block, (BLOCK_PEOPLE, BLOCK_DRAWS) each."""
+    icpt_ref, lam_ref, inv_ref, lo_ref, hi_ref, lw_ref, up_ref = refs
+    n_lv = len(etas)
+    mu = icpt_ref[k] + etas[0] * lam_ref[k * n_lv]
+    for lv in range(1, n_lv):
+        mu = mu + etas[lv] * lam_ref[k * n_lv + lv]
+    inv = inv_ref[k]
+
+    def column(ref):  # (BLOCK_PEOPLE, 1): a 2-D load broadcasts along the draws without a layout change
+        return ref[:, k, :]
+
+    lower, upper = column(lw_ref), column(up_ref)
+    a = (column(lo_ref) - mu) * inv
+    b = (column(hi_ref) - mu) * inv
+    e_a = lower * jnp.exp(-jnp.abs(a))
+    e_b = upper * jnp.exp(-jnp.abs(b))
+    return mu, a, b, e_a, e_b, lower, upper
+
+
+def _forward_kernel(n_ind, eta_ref, *refs):
+    *refs, out_ref = refs
+    etas = [eta_ref[lv] for lv in range(eta_ref.shape[0])]
+
+    def one(k, carry):  # a loop, not unrolled: 30 indicators unrolled took a minute to compile
+        linear, product = carry
+        _, a, b, e_a, e_b, lower, upper = _indicator(k, etas, refs)
+        linear = linear + upper * jnp.maximum(-b, 0.0) + lower * jnp.maximum(a, 0.0)
+        return linear, product * ((1.0 + e_a) * (1.0 + e_b))
+
+    # The log terms as one log of a product: each factor (1 + e_a)(1 + e_b) lies in [1, 4], so up to 500
+    # indicators multiply without overflow in float64 (4^500 < 1.8e308) and one log replaces K of them.
+    zero = jnp.zeros_like(etas[0])
+    linear, product = jax.lax.fori_loop(0, n_ind, one, (zero, zero + 1.0))
+    out_ref[...] = -(linear + jnp.log(product))
+
+
+def _backward_kernel(n_ind, eta_ref, *refs):
+    *refs, g_ref, d_eta_ref, sums_ref = refs
+    inv_ref, lam_ref = refs[2], refs[1]
+    n_lv = eta_ref.shape[0]
+    etas = [eta_ref[lv] for lv in range(n_lv)]
+    g = g_ref[...]
+
+    def one(k, d_eta):
+        mu, a, b, e_a, e_b, lower, upper = _indicator(k, etas, refs)
+        # d/da = -F(a), d/db = F(-b), from exp(-|x|) without overflow
+        ga = -lower * jnp.where(a >= 0, 1.0, e_a) / (1.0 + e_a) * g
+        gb = upper * jnp.where(b >= 0, e_b, 1.0) / (1.0 + e_b) * g
+        g_mu = -(ga + gb) * inv_ref[k]
+        parts = [ga, gb, g_mu, (ga + gb) * mu] + [g_mu * e for e in etas]
+        for q, part in enumerate(parts):  # per person: summed over the block's draws, (BLOCK_PEOPLE, 1)
+            sums_ref[0, q, :, pl.ds(k, 1)] = jnp.sum(part, axis=1, keepdims=True)
+        return tuple(d + g_mu * lam_ref[k * n_lv + lv] for lv, d in enumerate(d_eta))
+
+    d_eta = jax.lax.fori_loop(0, n_ind, one, tuple(jnp.zeros_like(g) for _ in range(n_lv)))
+    for lv in range(n_lv):
+        d_eta_ref[lv] = d_eta[lv]
+
+
+def _padded(n: int, block: int) -> int:
+    return -(-n // block) * block
+
+
+def _layout(eta, lo, hi, lower, upper):
+    """eta (N, R, L) -> (L, N', R') and the per-person arrays (N, 1, K) -> (N', K'), padded to whole blocks
+    (K' a power of two, as Triton wants); padded people, draws and indicators are masked out (mask 0)."""
+    n, r, _ = eta.shape
+    k = lo.shape[-1]
+    pn, pr, pk = _padded(n, BLOCK_PEOPLE) - n, _padded(r, BLOCK_DRAWS) - r, max(1 << (k - 1).bit_length(), 1) - k
+    eta_t = jnp.pad(jnp.moveaxis(eta, -1, 0), ((0, 0), (0, pn), (0, pr)))
+
+    def person(x):  # (N', K', 1): see _indicator's column()
+        return jnp.pad(x.reshape(n, k).astype(eta.dtype), ((0, pn), (0, pk)))[..., None]
+
+    return eta_t, person(lo), person(hi), person(lower), person(upper), (pn, pr)
+
+
+def _specs(n_lv: int, kp: int, params: tuple[int, ...]):
+    block = (BLOCK_PEOPLE, BLOCK_DRAWS)
+    eta = pl.BlockSpec((n_lv, *block), lambda i, j: (0, i, j))
+    whole = [pl.BlockSpec((p,), lambda i, j: (0,)) for p in params]
+    person = pl.BlockSpec((BLOCK_PEOPLE, kp, 1), lambda i, j: (i, 0, 0))
+    return eta, whole, person, pl.BlockSpec(block, lambda i, j: (i, j))
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(8,))
+def ordered_logit_person(eta, intercept, lam, inv, lo, hi, lower, upper, interpret=False):
+    """(N, R) per-draw sum over the group's indicators of log P(answer) less its draw-free part, as
+    `core.logprob.ordered_loglik` computes it: eta (N, R, L); intercept, inv = 1/sigma (K,); lam (K, L);
+    lo, hi the thresholds around each answer and lower, upper its masks (observed and not at an open end),
+    (N, 1, K) each."""
+    return _forward(eta, intercept, lam, inv, lo, hi, lower, upper, interpret)
+
+
+def _forward(eta, intercept, lam, inv, lo, hi, lower, upper, interpret, keep=False):
+    n, r, n_lv = eta.shape
+    n_ind = intercept.shape[0]
+    laid_out = _layout(eta, lo, hi, lower, upper)
+    eta_t, lo_p, hi_p, lw_p, up_p, (pn, pr) = laid_out
+    kp = lo_p.shape[1]
+    eta_spec, whole, person, out = _specs(n_lv, kp, (n_ind, n_ind * n_lv, n_ind))
+    grid = (eta_t.shape[1] // BLOCK_PEOPLE, eta_t.shape[2] // BLOCK_DRAWS)
+    ll = pl.pallas_call(
+        partial(_forward_kernel, n_ind),
+        grid=grid,
+        in_specs=[eta_spec, *whole, person, person, person, person],
+        out_specs=out,
+        out_shape=jax.ShapeDtypeStruct(eta_t.shape[1:], eta.dtype),
+        interpret=interpret,
+        compiler_params=None if interpret else plgpu.CompilerParams(num_warps=WARPS),
+    )(eta_t, intercept, lam.reshape(-1), inv, lo_p, hi_p, lw_p, up_p)
+    return (ll[:n, :r], laid_out) if keep else ll[:n, :r]
+
+
+def _fwd(eta, intercept, lam, inv, lo, hi, lower, upper, interpret):
+    out, laid_out = _forward(eta, intercept, lam, inv, lo, hi, lower, upper, interpret, keep=True)
+    return out, (eta.shape, intercept, lam, inv, lo, hi, laid_out)  # the padded arrays, not laid out twice
+
+
+def _bwd(interpret, res, g):
+    (n, r, n_lv), intercept, lam, inv, lo, hi, laid_out = res
+    n_ind = intercept.shape[0]
+    eta_t, lo_p, hi_p, lw_p, up_p, (pn, pr) = laid_out
+    kp = lo_p.shape[1]
+    g_p = jnp.pad(g.astype(eta_t.dtype), ((0, pn), (0, pr)))  # padded draws and people: cotangent 0
+    eta_spec, whole, person, blocked = _specs(n_lv, kp, (n_ind, n_ind * n_lv, n_ind))
+    grid = (eta_t.shape[1] // BLOCK_PEOPLE, eta_t.shape[2] // BLOCK_DRAWS)
+    n_sums = SUMS + n_lv
+    d_eta_t, sums = pl.pallas_call(
+        partial(_backward_kernel, n_ind),
+        grid=grid,
+        in_specs=[eta_spec, *whole, person, person, person, person, blocked],
+        out_specs=[eta_spec, pl.BlockSpec((1, n_sums, BLOCK_PEOPLE, kp), lambda i, j: (j, 0, i, 0))],
+        out_shape=[
+            jax.ShapeDtypeStruct(eta_t.shape, eta_t.dtype),
+            jax.ShapeDtypeStruct((grid[1], n_sums, eta_t.shape[1], kp), eta_t.dtype),
+        ],
+        interpret=interpret,
+        compiler_params=None if interpret else plgpu.CompilerParams(num_warps=WARPS),
+    )(eta_t, intercept, lam.reshape(-1), inv, lo_p, hi_p, lw_p, up_p, g_p)
+    d_eta = jnp.moveaxis(d_eta_t[:, :n, :r], 0, -1)
+    s = sums.sum(axis=0)[:, :n, :n_ind]  # (sums, N, K): over the draw blocks
+    s_a, s_b, s_mu, s_amu, s_eta = s[0], s[1], s[2], s[3], s[SUMS:]
+    lo1, hi1 = lo.reshape(n, n_ind), hi.reshape(n, n_ind)
+    d_inv = (lo1 * s_a + hi1 * s_b - s_amu).sum(axis=0)  # a = (lo - mu) inv: d/dinv = ga (lo - mu) + gb (hi - mu)
+    d_lam = jnp.moveaxis(s_eta.sum(axis=1), 0, -1)  # (K, L)
+    d_lo = (s_a * inv).reshape(lo.shape)
+    d_hi = (s_b * inv).reshape(hi.shape)
+    return d_eta, s_mu.sum(axis=0), d_lam, d_inv, d_lo, d_hi, None, None
+
+
+ordered_logit_person.defvjp(_fwd, _bwd)
