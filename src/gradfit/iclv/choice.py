@@ -21,6 +21,7 @@ from gradfit.iclv.formulas import bind
 from gradfit.iclv.linear import decompose
 from gradfit.iclv.params import CoefTable, Values
 from gradfit.iclv.spec import ModelSpec
+from gradfit.kernels import log_denominators
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class Choice:
     rest: tuple[Expr | None, ...]  # per alternative; data slots are (N, 1, T), LVs enter as (N, R, 1)
     # The denominators as a sum of broadcast products instead of a matrix product (Likelihood.for_device).
     fused: bool = False
+    # The denominators' logs through the Pallas kernels of gradfit.kernels.logit (Likelihood.with_kernels):
+    # None (XLA), "gpu", or "interpret" (tests).
+    kernel: str | None = None
 
     def _data_and_latent(self, v: Values, eta: jnp.ndarray, arrays: dict) -> tuple[jnp.ndarray, jnp.ndarray]:
         """The two linear parts: data terms (N, T, J) and latent-variable terms (N, R, J)."""
@@ -65,7 +69,7 @@ class Choice:
     def loglik(self, v: Values, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """(N, R): sum over the person's rows of log P(chosen alternative)."""
         if all(r is None for r in self.rest):
-            return _factored_loglik(*self._data_and_latent(v, eta, arrays), arrays, self.fused)
+            return _factored_loglik(*self._data_and_latent(v, eta, arrays), arrays, self.fused, self.kernel)
         return self._direct(v, eta, arrays)
 
     def probabilities(self, v: Values, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
@@ -90,7 +94,9 @@ class Choice:
         return float(-np.log(n_avail[np.asarray(arrays["mask"])]).sum())
 
 
-def _factored_loglik(v_data: jnp.ndarray, v_latent: jnp.ndarray, arrays: dict, fused: bool = False) -> jnp.ndarray:
+def _factored_loglik(
+    v_data: jnp.ndarray, v_latent: jnp.ndarray, arrays: dict, fused: bool = False, kernel: str | None = None
+) -> jnp.ndarray:
     """Panel logit log-likelihood (N, R) when utility = data part (N, T, J) + latent part (N, R, J).
 
     exp(V) = exp(V_data) exp(V_latent), so each denominator sum_j exp(V_ntj + V_nrj) is a small matrix product
@@ -111,17 +117,21 @@ def _factored_loglik(v_data: jnp.ndarray, v_latent: jnp.ndarray, arrays: dict, f
     top_latent = jax.lax.stop_gradient(jnp.max(v_latent, axis=-1, keepdims=True))
     a = jnp.where(avail, jnp.exp(jnp.maximum(v_data - top_data, floor)), 0.0)  # (N, T, J)
     b = jnp.exp(jnp.maximum(v_latent - top_latent, floor))  # (N, R, J)
-    if fused:  # a sum of J broadcast products: elementwise, fuses with the log and the sum over t
+    weight = mask.astype(v_data.dtype)
+    if kernel is not None:  # the (N, R, T) denominators never leave the kernel
+        log_s = log_denominators(b, a, mask, kernel == "interpret")
+    elif fused:  # a sum of J broadcast products: elementwise, fuses with the log and the sum over t
         s = b[:, :, None, 0] * a[:, None, :, 0]
         for j in range(1, b.shape[-1]):
             s = s + b[:, :, None, j] * a[:, None, :, j]
     else:
         s = jnp.einsum("nrj,ntj->nrt", b, a)
-    weight = mask.astype(v_data.dtype)
+    if kernel is None:
+        log_s = (jnp.log(jnp.where(mask[:, None], s, 1.0))).sum(-1)
     picked_data = (jnp.where(chosen, v_data, 0.0).sum(-1) * weight).sum(-1)  # (N,)
     counts = (chosen.astype(v_data.dtype) * weight[..., None]).sum(axis=1)  # (N, J): choices of each alternative
     picked_latent = (v_latent * counts[:, None, :]).sum(-1)  # (N, R)
-    log_den = (jnp.log(jnp.where(mask[:, None], s, 1.0))).sum(-1) + (top_data[..., 0] * weight).sum(-1)[:, None]
+    log_den = log_s + (top_data[..., 0] * weight).sum(-1)[:, None]
     log_den = log_den + top_latent[..., 0] * weight.sum(-1)[:, None]
     return picked_data[:, None] + picked_latent - log_den
 

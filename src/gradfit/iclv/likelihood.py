@@ -56,10 +56,11 @@ class Likelihood:
 
     def with_kernels(self, platform: str, work_dtype, n_devices: int) -> Likelihood:
         """The same likelihood with the Pallas kernels (gradfit.kernels) where they apply: one GPU, float64
-        work, person-level ordered-logit groups of at most MAX_KERNEL_INDICATORS indicators. For the value
+        work, person-level ordered-logit groups of at most MAX_KERNEL_INDICATORS indicators, and the panel
+        logit's denominators where utilities are linear in the latent variables (the factored form). For the value
         and gradient only: a Pallas call has no forward-mode derivative (the Hessian) and the per-person
         scores map over people one at a time; both keep the XLA form. On an H100 at 10,000 people x 1,000
-        draws the kernels take the seed model's value+gradient from 28.5 to about 16 ms (RESULTS.md).
+        draws the indicator kernels took the seed model's value+gradient from 28.5 to 16.2 ms (RESULTS.md).
         GRADFIT_KERNELS=0 in the environment turns them off."""
         if platform != "gpu" or jnp.dtype(work_dtype) != jnp.float64 or n_devices != 1 or not kernels_enabled():
             return self
@@ -69,7 +70,10 @@ class Likelihood:
             else g
             for g in self.indicators
         )
-        return replace(self, indicators=groups)
+        choice = self.choice
+        if choice is not None and all(r is None for r in choice.rest):  # the factored form (Choice.loglik)
+            choice = replace(choice, kernel="gpu")
+        return replace(self, indicators=groups, choice=choice)
 
     def _values_and_latent(self, theta: jnp.ndarray, arrays: dict):
         # The per-draw work runs in the arrays' precision; with float64 parameters and float32 arrays
@@ -100,7 +104,9 @@ class Likelihood:
             for g in self.indicators
         }
         if self.choice is not None:
-            out["choice"] = wrap(self.choice.loglik)(v, eta, arrays["choice"])
+            out["choice"] = (self.choice.loglik if self.choice.kernel else wrap(self.choice.loglik))(
+                v, eta, arrays["choice"]
+            )
         return out
 
     def per_draw(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:

@@ -1,6 +1,6 @@
-"""The Pallas ordered-logit kernels against the XLA form: value and gradient equal, on a model with missing
-answers and sizes that are not multiples of the kernel's blocks. On a CPU the kernels run in Pallas' interpreter;
-on a GPU also compiled."""
+"""The Pallas kernels (ordered-logit indicators, panel-logit denominators) against the XLA form: value and
+gradient equal, on a model with missing answers, an unavailable alternative and sizes that are not multiples of
+the kernels' blocks. On a CPU the kernels run in Pallas' interpreter; on a GPU also compiled."""
 
 from __future__ import annotations
 
@@ -26,14 +26,24 @@ def small():
     for col in ("I11", "I22"):  # some people did not answer: their rows carry no value (masked out)
         silent = rng.choice(np.unique(person), size=3, replace=False)
         data.loc[np.isin(person, silent), col] = np.nan
-    return gradfit.Model(sim.spec, data=data)
+    data = data[~((data["id"] == 2) & (data["task"] == 3))]  # a person with fewer rows: padding rows
+    spec = dict(sim.spec)
+    choice = dict(spec["choice"])
+    data["a2_on"] = (data["task"] != 2).astype(int)
+    data.loc[(data["a2_on"] == 0) & (data["choice"] == 2), "choice"] = 1
+    choice["alternatives"] = {**choice["alternatives"], "A2": {**choice["alternatives"]["A2"], "available": "a2_on"}}
+    spec["choice"] = choice
+    return gradfit.Model(spec, data=data)
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_kernel_equals_xla_value_and_gradient(small, mode):
     lik = small._built.likelihood
     assert all(g.kind == "ordered_logit" and g.person_level for g in lik.indicators)
-    kernel = replace(lik, indicators=tuple(replace(g, kernel=mode) for g in lik.indicators))
+    assert all(r is None for r in lik.choice.rest)  # the factored choice form, which the kernel takes
+    kernel = replace(
+        lik, indicators=tuple(replace(g, kernel=mode) for g in lik.indicators), choice=replace(lik.choice, kernel=mode)
+    )
     rng = np.random.default_rng(1)
     for _ in range(2):  # the start values and a random point
         theta = small._theta(None) + 0.3 * rng.normal(size=len(small.parameter_names)) * (_ > 0)
@@ -48,7 +58,7 @@ def test_kernels_are_used_only_where_they_apply(small, monkeypatch):
     monkeypatch.setenv("GRADFIT_KERNELS", "1")
     lik = small._built.likelihood
     on = lik.with_kernels("gpu", jnp.float64, 1)
-    assert all(g.kernel == "gpu" for g in on.indicators)
+    assert all(g.kernel == "gpu" for g in on.indicators) and on.choice.kernel == "gpu"
     for args in (("cpu", jnp.float64, 1), ("gpu", jnp.float32, 1), ("gpu", jnp.float64, 2)):
         assert lik.with_kernels(*args) is lik, args
     monkeypatch.setenv("GRADFIT_KERNELS", "0")  # the user's switch
