@@ -60,7 +60,7 @@ class Likelihood:
         logit's denominators where utilities are linear in the latent variables (the factored form). For the value
         and gradient only: a Pallas call has no forward-mode derivative (the Hessian) and the per-person
         scores map over people one at a time; both keep the XLA form. On an H100 at 10,000 people x 1,000
-        draws the indicator kernels took the seed model's value+gradient from 28.5 to 16.2 ms (RESULTS.md).
+        draws the kernels take the seed model's value+gradient from 28.6 to 13.7 ms (RESULTS.md).
         GRADFIT_KERNELS=0 in the environment turns them off."""
         if platform != "gpu" or jnp.dtype(work_dtype) != jnp.float64 or n_devices != 1 or not kernels_enabled():
             return self
