@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import typer
+
+from gradfit.cli.progress import say
 
 
 def _human(seconds: float) -> str:
@@ -95,7 +96,7 @@ def bench(
         repeat,
         fd_repeat,
         fit,
-        progress=lambda line: print(line, file=sys.stderr, flush=True),
+        progress=say,
         precisions=[p.strip() for p in precisions.split(",") if p.strip()] or None,
     )
     if json_:

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import typer
+
+from gradfit.cli.progress import say
 
 bilm_app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Train a character-aware bidirectional language model (ELMo-style), evaluate it, embed text with it.",
 )
-
-
-def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 @bilm_app.command()
@@ -45,7 +42,7 @@ def train(
     ):
         if value is not None:
             overrides.append(f"{key}={value}")
-    run, record = train_run(config, overrides, runs_dir, name, resume, _say)
+    run, record = train_run(config, overrides, runs_dir, name, resume, say)
     print(f"validation perplexity {record['val_perplexity']:.3f} (best epoch {record['best_epoch']})")
     print(run.path)
 

@@ -9,6 +9,11 @@ from rich.live import Live
 from rich.text import Text
 
 
+def say(line: str) -> None:
+    """One status line on stderr (stdout stays for results), flushed at once."""
+    print(line, file=sys.stderr, flush=True)
+
+
 class ProgressView:
     def __init__(self, every: int = 10, stream=None):
         self.stream = stream or sys.stderr

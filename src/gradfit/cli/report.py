@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
@@ -13,9 +12,7 @@ def report(
     out: Path = typer.Option(None, "--out", help="The HTML file to write (default: RUN/report.html)."),
 ) -> None:
     """Write an ICLV run's report: estimates, fit, convergence, indicators, choices, latent variables, draws."""
+    from gradfit.cli.progress import say
     from gradfit.report import write_report
 
-    def status(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
-    print(write_report(run, out, log=status))
+    print(write_report(run, out, log=say))

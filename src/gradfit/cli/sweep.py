@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from gradfit.cli.progress import say
+
 
 def _fit_one(spec_path: Path, overrides: list[str], folder: Path, name: str) -> tuple[Path, dict]:
     from gradfit.cli.estimation import run_fit
@@ -143,15 +145,12 @@ def sweep(
     folder.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(folder / 'sweep.db').resolve()}"
 
-    def log(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
     common = ["--storage", url, "--runs-dir", str(folder.parent), "--heartbeat", str(heartbeat)]
     children = []
     if workers > 1:
         # the queue is created here first, so the workers only join it
         run_sweep(
-            sweep_file, fit_one, folder.parent, url, max_runs=0, log=log, outputs=False, heartbeat_s=heartbeat,
+            sweep_file, fit_one, folder.parent, url, max_runs=0, log=say, outputs=False, heartbeat_s=heartbeat,
             workload=workload,
         )  # fmt: skip
         for i in range(1, workers):
@@ -162,16 +161,16 @@ def sweep(
         os.environ.update({k: v for k, v in _worker_env(0, workers).items() if k in ("CUDA_VISIBLE_DEVICES",)})
     try:
         outcome = run_sweep(
-            sweep_file, fit_one, folder.parent, url, max_runs=max_runs or None, log=log, heartbeat_s=heartbeat,
+            sweep_file, fit_one, folder.parent, url, max_runs=max_runs or None, log=say, heartbeat_s=heartbeat,
             workload=workload,
         )  # fmt: skip
     finally:
         codes = [c.wait() for c in children]
     if any(codes):
-        log(f"{sum(1 for c in codes if c)} worker(s) stopped with an error; run the sweep again to finish it")
+        say(f"{sum(1 for c in codes if c)} worker(s) stopped with an error; run the sweep again to finish it")
     if children:  # the tables again, now with every worker's runs
         outcome = run_sweep(
-            sweep_file, fit_one, folder.parent, url, max_runs=0, log=log, heartbeat_s=heartbeat, workload=workload
+            sweep_file, fit_one, folder.parent, url, max_runs=0, log=say, heartbeat_s=heartbeat, workload=workload
         )
     print(outcome.top)
     print(f"{len(outcome.rows)} of {outcome.total} runs finished; tables in {outcome.folder}")

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import typer
+
+from gradfit.cli.progress import say
 
 vaep_app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Value every on-the-ball action (VAEP): convert event data, train, rate players.",
 )
-
-
-def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 @vaep_app.command()
@@ -76,7 +73,7 @@ def train(
     from gradfit.cli.vaep_run import format_metrics, train_run
 
     overrides = _flags(set_, epochs, batch_size, learning_rate, hidden, horizon, precision)
-    run, record = train_run(config, overrides, runs_dir, name, _say)
+    run, record = train_run(config, overrides, runs_dir, name, say)
     if json_:
         print(json.dumps({**record, "run_dir": str(run.path)}, indent=1, default=str))
     else:
@@ -97,7 +94,7 @@ def rate(
     """Value every action with a trained model; write per-match and per-season player tables into its results/."""
     from gradfit.cli.vaep_run import rate_run
 
-    run, written = rate_run(config, list(set_ or []), runs_dir, model, actions, players, _say)
+    run, written = rate_run(config, list(set_ or []), runs_dir, model, actions, players, say)
     if top > 0:
         import pandas as pd
 

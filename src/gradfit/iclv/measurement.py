@@ -56,6 +56,15 @@ class IndicatorGroup:
     # for_device: GPUs, float64 work): None (XLA), "gpu", or "interpret" (the kernels run anywhere; tests).
     kernel: str | None = None
 
+    def _thresholds(self, v: Values) -> jnp.ndarray:
+        """(K, cuts) each indicator's thresholds."""
+        return jnp.einsum("kcm,km->kc", jnp.asarray(self.threshold_map, v.ext.dtype), v.ext[self.threshold_index])
+
+    def _answer_thresholds(self, v: Values, a: dict) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """The thresholds below and above each answer (one-hot selections: elementwise, no gather/scatter)."""
+        tau = self._thresholds(v)
+        return jnp.where(a["lo"], tau, 0.0).sum(axis=-1), jnp.where(a["hi"], tau, 0.0).sum(axis=-1)
+
     def level_probabilities(self, v: Values, eta: jnp.ndarray) -> jnp.ndarray | None:
         """(N, R, K, C) probability of each response level given the latent variables at each draw, C the
         most levels of any indicator in the group (0 beyond an indicator's own levels); None for normal
@@ -67,7 +76,7 @@ class IndicatorGroup:
         if self.kind == "binary_logit":
             p1 = jax.nn.sigmoid(mu / sigma)
             return jnp.stack([1.0 - p1, p1], axis=-1)
-        tau = jnp.einsum("kcm,km->kc", jnp.asarray(self.threshold_map, v.ext.dtype), v.ext[self.threshold_index])
+        tau = self._thresholds(v)
         cdf = jax.scipy.stats.norm.cdf if self.kind == "ordered_probit" else jax.nn.sigmoid
         below = cdf((tau - mu[..., None]) / sigma[:, None])  # (N, R, K, C - 1): P(response at or below level c)
         cuts = np.asarray(self.n_levels) - 1
@@ -91,10 +100,7 @@ class IndicatorGroup:
         if self.kind == "binary_logit":
             lp = log_binary_logit(a["y"] > 0.5, mu / sigma)
         else:
-            tau = jnp.einsum("kcm,km->kc", jnp.asarray(self.threshold_map, v.ext.dtype), v.ext[self.threshold_index])
-            # One-hot selection of each response's two thresholds: elementwise both ways (no gather/scatter).
-            lo = jnp.where(a["lo"], tau, 0.0).sum(axis=-1)
-            hi = jnp.where(a["hi"], tau, 0.0).sum(axis=-1)
+            lo, hi = self._answer_thresholds(v, a)
             link = "probit" if self.kind == "ordered_probit" else "logit"
             full = jnp.broadcast_shapes(mu.shape, lo.shape)
             # ordered_loglik wants the draws last: data arrays (N, 1, ..., K) -> (N, ..., K, 1).
@@ -118,9 +124,7 @@ class IndicatorGroup:
     def _ordered_kernel(self, v: Values, eta: jnp.ndarray, a: dict, sigma) -> jnp.ndarray:
         """Person-level ordered logit through the Pallas kernels (arrays (N, 1, K))."""
         inv = 1.0 / sigma
-        tau = jnp.einsum("kcm,km->kc", jnp.asarray(self.threshold_map, v.ext.dtype), v.ext[self.threshold_index])
-        lo = jnp.where(a["lo"], tau, 0.0).sum(axis=-1)
-        hi = jnp.where(a["hi"], tau, 0.0).sum(axis=-1)
+        lo, hi = self._answer_thresholds(v, a)
         lower, upper = a["obs"] & a["has_lo"], a["obs"] & a["has_hi"]
         intercept, lam = v.ext[self.intercept_index], v.ext[self.loading_index]
         total = ordered_logit_person(eta, intercept, lam, inv, lo, hi, lower, upper, self.kernel == "interpret")
@@ -137,9 +141,7 @@ class IndicatorGroup:
             mu = mu + w[:, lv, None] * eta_t[:, lv, None, :]  # (N, K, R)
         if not self.person_level:
             mu = mu[:, None]  # (N, 1, K, R) against row data (N, T, K, 1)
-        tau = jnp.einsum("kcm,km->kc", jnp.asarray(self.threshold_map, v.ext.dtype), v.ext[self.threshold_index])
-        lo = jnp.where(a["lo"], tau, 0.0).sum(axis=-1)
-        hi = jnp.where(a["hi"], tau, 0.0).sum(axis=-1)
+        lo, hi = self._answer_thresholds(v, a)
 
         def last(x):
             return jnp.moveaxis(x, 1, -1)

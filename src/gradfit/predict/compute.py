@@ -69,19 +69,20 @@ def predict(
     model, spec = fitted.model, fitted.spec
     if spec.choice is None and elasticities:
         raise GradfitError(f"{spec.name}: elasticities need a choice model")
-    theta, cov = fitted.theta, fitted.cov.to_numpy()
-    if not np.isfinite(cov).all():
-        raise GradfitError(
-            f"{fitted.run.path}: the robust covariance of the estimates is not available (singular Hessian or "
-            "scores); intervals need it: check identification with `gradfit diagnose`"
-        )
+    theta, cov = fitted.theta, _covariance(fitted)
     alts = list(spec.choice.alternatives) if spec.choice is not None else []
     notes = list(fitted.warnings)
     level = settings.level
 
     frame = load_data(spec.data, scenario.frame, source=spec.name)  # the model's rows, in its order
-    q_fns = _quantity_functions(fitted, frame, quantities or {})
-    e_fns = {c: _elasticity_function(fitted, scenario, c) for c in elasticities}
+    q_labels, q_parts, q_rows = _quantity_summaries(_quantity_functions(fitted, frame, quantities or {}))
+    if elasticities:  # the data file as read (before derived columns), read once for every scaled copy
+        base = (
+            scenario.frame
+            if scenario.frame is not None
+            else read_table(spec.data.path, spec.data.format, spec.data.separator)
+        )
+    e_fns = {c: _elasticity_function(fitted, base, c) for c in elasticities}
 
     # Every summary (shares, scalar quantities, elasticities) is one entry of one flat vector function of
     # theta: one reverse-mode Jacobian gives all their delta-method errors, one compiled call per
@@ -91,15 +92,10 @@ def predict(
     rows = model.choice_probabilities(fitted.params) if alts else pd.DataFrame({"row": frame["__row__"]})
     if not scenario.choices_observed and "chosen" in rows:
         rows = rows.drop(columns="chosen")
-    for name, (fn, at_means) in q_fns.items():
-        if at_means is None:
-            labels.append((name, "value"))
-            parts.append(lambda t, fn=fn: fn(t)[None])
-            continue
+    labels, parts = labels + q_labels, parts + q_parts
+    for name, fn in q_rows.items():
         value, se = delta_method(fn, theta, cov)  # per row (data fixed), no model evaluation: forward mode
         rows[name], rows[f"{name}_se"] = value, se
-        labels += [(name, "mean"), (name, "at_means")]
-        parts.append(lambda t, fn=fn, at_means=at_means: jnp.stack([fn(t).mean(), at_means(t)]))
     for column, (fn, per_row, roles) in e_fns.items():
         labels += [(f"elasticity {alt} / {column}", roles[j]) for j, alt in enumerate(alts)]
         parts.append(fn)
@@ -163,6 +159,46 @@ def predict(
     return Prediction(rows=rows, shares=shares, quantities=table, notes=tuple(notes))
 
 
+def derived_quantities(fitted: FittedRun, exprs: dict[str, Expr], level: float = 0.95) -> pd.DataFrame:
+    """The quantities alone on the run's data, by the delta method (no model evaluation): columns quantity,
+    kind, estimate, se, delta_lo, delta_hi, as in `predict`'s table."""
+    frame = load_data(fitted.spec.data, source=fitted.spec.name)
+    labels, parts, _ = _quantity_summaries(_quantity_functions(fitted, frame, exprs))
+    table = pd.DataFrame(labels, columns=["quantity", "kind"])
+    if parts:
+        value, se = delta_method(lambda t: jnp.concatenate([f(t) for f in parts]), fitted.theta, _covariance(fitted))
+    else:
+        value, se = np.zeros(0), np.zeros(0)
+    table["estimate"], table["se"] = value, se
+    table["delta_lo"], table["delta_hi"] = normal_interval(value, se, level)
+    return table
+
+
+def _covariance(fitted: FittedRun) -> np.ndarray:
+    cov = fitted.cov.to_numpy()
+    if not np.isfinite(cov).all():
+        raise GradfitError(
+            f"{fitted.run.path}: the robust covariance of the estimates is not available (singular Hessian or "
+            "scores); intervals need it: check identification with `gradfit diagnose`"
+        )
+    return cov
+
+
+def _quantity_summaries(q_fns: dict) -> tuple[list[tuple[str, str]], list[Callable], dict[str, Callable]]:
+    """Labels (quantity, kind) and functions of theta (1-d arrays) of the summaries, and the per-row functions
+    of the quantities that use data (which give a mean over the rows and a value at the rows' means)."""
+    labels, parts, per_row = [], [], {}
+    for name, (fn, at_means) in q_fns.items():
+        if at_means is None:
+            labels.append((name, "value"))
+            parts.append(lambda t, fn=fn: fn(t)[None])
+        else:
+            labels += [(name, "mean"), (name, "at_means")]
+            parts.append(lambda t, fn=fn, at_means=at_means: jnp.stack([fn(t).mean(), at_means(t)]))
+            per_row[name] = fn
+    return labels, parts, per_row
+
+
 def _environment(fitted: FittedRun, theta) -> dict:
     """Every parameter by name: free ones from theta (traced), fixed ones at their values."""
     env = {n: float(v) for n, v in fitted.results.get("fixed", {}).items()}
@@ -204,7 +240,7 @@ def _numeric(frame: pd.DataFrame, column: str, quantity: str) -> jnp.ndarray:
     return jnp.asarray(values)
 
 
-def _elasticity_function(fitted: FittedRun, scenario: Scenario, column: str):
+def _elasticity_function(fitted: FittedRun, base: pd.DataFrame, column: str):
     """fn(theta) -> (J,) aggregate elasticities of the predicted shares with respect to a data column,
     per_row(theta) -> (rows, J) each row's own elasticities d log P_ni / d log x_n, and each alternative's role
     ('direct' if its utility uses the column, else 'cross').
@@ -216,7 +252,7 @@ def _elasticity_function(fitted: FittedRun, scenario: Scenario, column: str):
     """
     spec, model = fitted.spec, fitted.model
     h = 1e-4 if model.work_dtype == jnp.float64 else 3e-3
-    frames = [_scaled(fitted, scenario, column, 1 + h), _scaled(fitted, scenario, column, 1 - h)]
+    frames = [_scaled(base, column, 1 + h), _scaled(base, column, 1 - h)]
     arrays = [model.data_arrays(f) for f in frames]
     step = np.log1p(h) - np.log1p(-h)
 
@@ -233,10 +269,7 @@ def _elasticity_function(fitted: FittedRun, scenario: Scenario, column: str):
     return fn, per_row, _roles(spec, column)
 
 
-def _scaled(fitted: FittedRun, scenario: Scenario, column: str, factor: float) -> pd.DataFrame:
-    frame = scenario.frame
-    if frame is None:
-        frame = read_table(fitted.spec.data.path, fitted.spec.data.format, fitted.spec.data.separator)
+def _scaled(frame: pd.DataFrame, column: str, factor: float) -> pd.DataFrame:
     if column not in frame.columns:
         raise GradfitError(f"--elasticity {column}: the data have no column {column!r}")
     out = frame.copy()

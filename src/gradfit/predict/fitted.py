@@ -33,13 +33,18 @@ class FittedRun:
 
 def run_spec(run: str | Path | RunFolder) -> ModelSpec:
     """The spec of a complete ICLV run (its config.yaml: the spec with --set applied)."""
-    folder = run if isinstance(run, RunFolder) else resolve_run(run)
+    return _read(run if isinstance(run, RunFolder) else resolve_run(run))[0]
+
+
+def _read(folder: RunFolder) -> tuple[ModelSpec, dict]:
+    """A complete ICLV run's spec and results.json."""
     if not folder.complete:
         raise RunError(f"{folder.path}: the run is not complete (no {RESULTS}); finish or resume the fit first")
     raw = yaml.safe_load(folder.file(CONFIG).read_text(encoding="utf-8"))
-    if not isinstance(raw, dict) or "workload" in raw or "estimates" not in folder.read_json(RESULTS):
+    results = folder.read_json(RESULTS)
+    if not isinstance(raw, dict) or "workload" in raw or "estimates" not in results:
         raise RunError(f"{folder.path}: not an ICLV estimation run; predictions and reports need one")
-    return spec_from_dict(raw, base_dir=folder.path, source=str(folder.file(CONFIG)))
+    return spec_from_dict(raw, base_dir=folder.path, source=str(folder.file(CONFIG))), results
 
 
 def load_fitted(run: str | Path, data: pd.DataFrame | None = None) -> FittedRun:
@@ -47,8 +52,7 @@ def load_fitted(run: str | Path, data: pd.DataFrame | None = None) -> FittedRun:
     data the run was fitted on). The robust covariance comes from the run's covariance.json; runs written before
     that file existed get it recomputed (Hessian and scores at the estimates)."""
     folder = resolve_run(run)
-    spec = run_spec(folder)
-    results = folder.read_json(RESULTS)
+    spec, results = _read(folder)
     notes = []
     recorded = results.get("data_sha256")
     if data is None and recorded and file_sha256(spec.data.path) not in (None, recorded):

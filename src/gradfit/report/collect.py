@@ -304,7 +304,7 @@ def collect(run: str | Path, log: Callable[[str], None] = _quiet) -> ReportData:
     data no longer fit its spec (moved, changed) or its robust covariance is not finite (`load_fitted` needs it).
     """
     # imports JAX: only when a report is actually made
-    from gradfit.predict import Settings, load_fitted, make_scenario, predict, quantity_expressions
+    from gradfit.predict import derived_quantities, load_fitted, quantity_expressions
 
     folder = resolve_run(run)
     if not folder.complete:  # checked here too, so that a user error is the only line printed
@@ -346,8 +346,7 @@ def collect(run: str | Path, log: Callable[[str], None] = _quiet) -> ReportData:
         notes["quantities"] = "Not computed: the robust covariance of the estimates is not available."
     elif spec.quantities:
         log("evaluating the spec's derived quantities...")
-        exprs = quantity_expressions(spec, [])
-        quantities = predict(fitted, make_scenario(spec), exprs, settings=Settings(draws=0)).quantities
+        quantities = derived_quantities(fitted, quantity_expressions(spec, []))
 
     sweep = sweep_context(path)
     results_file = path / RESULTS
