@@ -18,8 +18,8 @@ import jax
 import numpy as np
 
 import gradfit
-import gradfit.kernels.ordered as kernels
 from gradfit.iclv.simulate import seed_model
+from gradfit.kernels import _blocks
 
 SHAPES = ((4, 64, 4), (4, 64, 2), (4, 64, 1), (8, 64, 2), (8, 32, 2), (8, 32, 1), (4, 128, 2), (2, 64, 1))
 SHAPES += ((8, 64, 1), (2, 128, 1), (8, 64, 4), (16, 64, 4), (8, 128, 4), (16, 128, 4), (8, 256, 4))
@@ -49,7 +49,7 @@ def main() -> None:
         for shape in (None, *SHAPES):
             lik, name = (xla, "xla") if shape is None else (kernel, "k{}x{}w{}".format(*shape))
             if shape is not None:
-                kernels.BLOCK_PEOPLE, kernels.BLOCK_DRAWS, kernels.WARPS = shape
+                _blocks.override = _blocks.Block(*shape)
             vg, f = jax.jit(jax.value_and_grad(lik.total)), jax.jit(lik.total)
             t0 = time.perf_counter()
             value, grad = jax.block_until_ready(vg(theta, arrays))

@@ -13,6 +13,7 @@ import pytest
 
 import gradfit
 from gradfit.iclv.simulate import seed_model
+from gradfit.kernels import _blocks
 
 MODES = ["interpret"] + (["gpu"] if jax.default_backend() == "gpu" else [])
 
@@ -36,11 +37,14 @@ def small():
     return gradfit.Model(spec, data=data)
 
 
+@pytest.mark.parametrize("block", [_blocks.Block(2, 128, 1), _blocks.Block(1, 32, 1)], ids=["2x128", "1x32"])
 @pytest.mark.parametrize("mode", MODES)
-def test_kernel_equals_xla_value_and_gradient(small, mode):
+def test_kernel_equals_xla_value_and_gradient(small, mode, block, monkeypatch):
+    monkeypatch.setattr(_blocks, "override", block)  # both shapes, whatever this size would choose
     lik = small._built.likelihood
     assert all(g.kind == "ordered_logit" and g.person_level for g in lik.indicators)
     assert all(r is None for r in lik.choice.rest)  # the factored choice form, which the kernel takes
+    jax.clear_caches()  # the block shape is read when a kernel is traced
     kernel = replace(
         lik, indicators=tuple(replace(g, kernel=mode) for g in lik.indicators), choice=replace(lik.choice, kernel=mode)
     )
@@ -63,3 +67,12 @@ def test_kernels_are_used_only_where_they_apply(small, monkeypatch):
         assert lik.with_kernels(*args) is lik, args
     monkeypatch.setenv("GRADFIT_KERNELS", "0")  # the user's switch
     assert lik.with_kernels("gpu", jnp.float64, 1) is lik
+
+
+def test_block_shape_follows_the_problem_size():
+    """One person per program; the longest run of draws that leaves enough programs to fill the GPU."""
+    assert _blocks.block_for(326, 100) == (1, 32, 1)  # the seed's size: 1,304 programs
+    assert _blocks.block_for(1_000, 200) == (1, 64, 1)
+    assert _blocks.block_for(10_000, 1_000) == (1, 128, 1)
+    assert _blocks.block_for(_blocks.MIN_PROGRAMS, 128) == (1, 128, 1)
+    assert _blocks.block_for(_blocks.MIN_PROGRAMS - 1, 128) == (1, 64, 1)

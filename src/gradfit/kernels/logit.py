@@ -16,13 +16,11 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
-BLOCK_PEOPLE = 2
-BLOCK_DRAWS = 128
-WARPS = 1
+from gradfit.kernels._blocks import Block, block_for
 
 
 def _row(t, bs, a_ref, mask_ref):
-    """The block's denominators of row t, (BLOCK_PEOPLE, BLOCK_DRAWS), the row's a (BLOCK_PEOPLE, 1) per
+    """The block's denominators of row t, (people, draws) of the block, the row's a (people, 1) per
     alternative and its mask; a padding row gets denominator 1 (log 0 = 0 contribution)."""
     mask = mask_ref[:, t, :]
     a = [a_ref[j, :, t, :] for j in range(len(bs))]
@@ -64,23 +62,25 @@ def _padded(n: int, block: int) -> int:
 
 
 def _layout(b, a, mask):
-    """b (N, R, J) -> (J, N', R'); a (N, T, J) -> (J, N', T', 1); mask (N, T) -> (N', T', 1) as numbers."""
+    """b (N, R, J) -> (J, N', R'); a (N, T, J) -> (J, N', T', 1); mask (N, T) -> (N', T', 1) as numbers; and
+    the block shape, chosen for (N, R)."""
     n, r, _ = b.shape
     t = a.shape[1]
-    pn, pr, pt = _padded(n, BLOCK_PEOPLE) - n, _padded(r, BLOCK_DRAWS) - r, max(1 << (t - 1).bit_length(), 1) - t
+    blk = block_for(n, r)
+    pn, pr, pt = _padded(n, blk.people) - n, _padded(r, blk.draws) - r, max(1 << (t - 1).bit_length(), 1) - t
     # padded draws get b = 1, not 0: their denominators must stay positive (their cotangent is 0, and 0 / 0
     # would be NaN in the sums over the block's draws)
     b_t = jnp.pad(jnp.moveaxis(b, -1, 0), ((0, 0), (0, pn), (0, pr)), constant_values=1.0)
     a_t = jnp.pad(jnp.moveaxis(a, -1, 0), ((0, 0), (0, pn), (0, pt)))[..., None]
     m = jnp.pad(mask.astype(b.dtype), ((0, pn), (0, pt)))[..., None]
-    return b_t, a_t, m, (pn, pr)
+    return b_t, a_t, m, (pn, pr), blk
 
 
-def _specs(n_alt: int, tp: int):
-    block = (BLOCK_PEOPLE, BLOCK_DRAWS)
+def _specs(n_alt: int, tp: int, blk: Block):
+    block = (blk.people, blk.draws)
     b = pl.BlockSpec((n_alt, *block), lambda i, k: (0, i, k))
-    a = pl.BlockSpec((n_alt, BLOCK_PEOPLE, tp, 1), lambda i, k: (0, i, 0, 0))
-    mask = pl.BlockSpec((BLOCK_PEOPLE, tp, 1), lambda i, k: (i, 0, 0))
+    a = pl.BlockSpec((n_alt, blk.people, tp, 1), lambda i, k: (0, i, 0, 0))
+    mask = pl.BlockSpec((blk.people, tp, 1), lambda i, k: (i, 0, 0))
     return b, a, mask, pl.BlockSpec(block, lambda i, k: (i, k))
 
 
@@ -94,16 +94,16 @@ def log_denominators(b, a, mask, interpret=False):
 def _forward(b, a, mask, interpret):
     n, r, n_alt = b.shape
     laid_out = _layout(b, a, mask)
-    b_t, a_t, m, _ = laid_out
-    b_spec, a_spec, m_spec, out = _specs(n_alt, a_t.shape[2])
+    b_t, a_t, m, _, blk = laid_out
+    b_spec, a_spec, m_spec, out = _specs(n_alt, a_t.shape[2], blk)
     out = pl.pallas_call(
         partial(_forward_kernel, a.shape[1]),
-        grid=(b_t.shape[1] // BLOCK_PEOPLE, b_t.shape[2] // BLOCK_DRAWS),
+        grid=(b_t.shape[1] // blk.people, b_t.shape[2] // blk.draws),
         in_specs=[b_spec, a_spec, m_spec],
         out_specs=out,
         out_shape=jax.ShapeDtypeStruct(b_t.shape[1:], b.dtype),
         interpret=interpret,
-        compiler_params=None if interpret else plgpu.CompilerParams(num_warps=WARPS),
+        compiler_params=None if interpret else plgpu.CompilerParams(num_warps=blk.warps),
     )(b_t, a_t, m)
     return out[:n, :r], laid_out
 
@@ -114,21 +114,21 @@ def _fwd(b, a, mask, interpret):
 
 
 def _bwd(interpret, res, g):
-    (n, r, n_alt), (_, n_rows, _), (b_t, a_t, m, (pn, pr)) = res
+    (n, r, n_alt), (_, n_rows, _), (b_t, a_t, m, (pn, pr), blk) = res
     g_p = jnp.pad(g.astype(b_t.dtype), ((0, pn), (0, pr)))
-    b_spec, a_spec, m_spec, blocked = _specs(n_alt, a_t.shape[2])
-    grid = (b_t.shape[1] // BLOCK_PEOPLE, b_t.shape[2] // BLOCK_DRAWS)
+    b_spec, a_spec, m_spec, blocked = _specs(n_alt, a_t.shape[2], blk)
+    grid = (b_t.shape[1] // blk.people, b_t.shape[2] // blk.draws)
     d_b_t, d_a = pl.pallas_call(
         partial(_backward_kernel, n_rows),
         grid=grid,
         in_specs=[b_spec, a_spec, m_spec, blocked],
-        out_specs=[b_spec, pl.BlockSpec((1, n_alt, BLOCK_PEOPLE, a_t.shape[2]), lambda i, k: (k, 0, i, 0))],
+        out_specs=[b_spec, pl.BlockSpec((1, n_alt, blk.people, a_t.shape[2]), lambda i, k: (k, 0, i, 0))],
         out_shape=[
             jax.ShapeDtypeStruct(b_t.shape, b_t.dtype),
             jax.ShapeDtypeStruct((grid[1], n_alt, b_t.shape[1], a_t.shape[2]), b_t.dtype),
         ],
         interpret=interpret,
-        compiler_params=None if interpret else plgpu.CompilerParams(num_warps=WARPS),
+        compiler_params=None if interpret else plgpu.CompilerParams(num_warps=blk.warps),
     )(b_t, a_t, m, g_p)
     d_b = jnp.moveaxis(d_b_t[:, :n, :r], 0, -1)
     d_a = jnp.moveaxis(d_a.sum(axis=0)[:, :n, :n_rows], 0, -1)  # (N, T, J)

@@ -20,16 +20,13 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
-# People x draws per program and warps: the fastest of 17 shapes on an H100 at 10,000 x 1,000 x 30 indicators
-# (benchmarks/RESULTS.md): small blocks keep the 5 latent variables, their cotangents and the sums in registers.
-BLOCK_PEOPLE = 2
-BLOCK_DRAWS = 128
-WARPS = 1
+from gradfit.kernels._blocks import Block, block_for
+
 SUMS = 4  # per person and indicator: sum of g*d_a, g*d_b, g_mu, (g*d_a + g*d_b) * mu; then L sums of g_mu * eta
 
 
 def _indicator(k, etas, refs):
-    """mu, a, b, e_a, e_b and the masks of indicator k on the block, (BLOCK_PEOPLE, BLOCK_DRAWS) each."""
+    """mu, a, b, e_a, e_b and the masks of indicator k on the block, (people, draws) of the block each."""
     icpt_ref, lam_ref, inv_ref, lo_ref, hi_ref, lw_ref, up_ref = refs
     n_lv = len(etas)
     mu = icpt_ref[k] + etas[0] * lam_ref[k * n_lv]
@@ -37,7 +34,7 @@ def _indicator(k, etas, refs):
         mu = mu + etas[lv] * lam_ref[k * n_lv + lv]
     inv = inv_ref[k]
 
-    def column(ref):  # (BLOCK_PEOPLE, 1): a 2-D load broadcasts along the draws without a layout change
+    def column(ref):  # (people, 1): a 2-D load broadcasts along the draws without a layout change
         return ref[:, k, :]
 
     lower, upper = column(lw_ref), column(up_ref)
@@ -79,7 +76,7 @@ def _backward_kernel(n_ind, eta_ref, *refs):
         gb = upper * jnp.where(b >= 0, e_b, 1.0) / (1.0 + e_b) * g
         g_mu = -(ga + gb) * inv_ref[k]
         parts = [ga, gb, g_mu, (ga + gb) * mu] + [g_mu * e for e in etas]
-        for q, part in enumerate(parts):  # per person: summed over the block's draws, (BLOCK_PEOPLE, 1)
+        for q, part in enumerate(parts):  # per person: summed over the block's draws, (people, 1)
             sums_ref[0, q, :, pl.ds(k, 1)] = jnp.sum(part, axis=1, keepdims=True)
         return tuple(d + g_mu * lam_ref[k * n_lv + lv] for lv, d in enumerate(d_eta))
 
@@ -94,23 +91,25 @@ def _padded(n: int, block: int) -> int:
 
 def _layout(eta, lo, hi, lower, upper):
     """eta (N, R, L) -> (L, N', R') and the per-person arrays (N, 1, K) -> (N', K'), padded to whole blocks
-    (K' a power of two, as Triton wants); padded people, draws and indicators are masked out (mask 0)."""
+    (K' a power of two, as Triton wants); padded people, draws and indicators are masked out (mask 0). Also
+    the block shape, chosen for (N, R)."""
     n, r, _ = eta.shape
     k = lo.shape[-1]
-    pn, pr, pk = _padded(n, BLOCK_PEOPLE) - n, _padded(r, BLOCK_DRAWS) - r, max(1 << (k - 1).bit_length(), 1) - k
+    blk = block_for(n, r)
+    pn, pr, pk = _padded(n, blk.people) - n, _padded(r, blk.draws) - r, max(1 << (k - 1).bit_length(), 1) - k
     eta_t = jnp.pad(jnp.moveaxis(eta, -1, 0), ((0, 0), (0, pn), (0, pr)))
 
     def person(x):  # (N', K', 1): see _indicator's column()
         return jnp.pad(x.reshape(n, k).astype(eta.dtype), ((0, pn), (0, pk)))[..., None]
 
-    return eta_t, person(lo), person(hi), person(lower), person(upper), (pn, pr)
+    return eta_t, person(lo), person(hi), person(lower), person(upper), (pn, pr), blk
 
 
-def _specs(n_lv: int, kp: int, params: tuple[int, ...]):
-    block = (BLOCK_PEOPLE, BLOCK_DRAWS)
+def _specs(n_lv: int, kp: int, params: tuple[int, ...], blk: Block):
+    block = (blk.people, blk.draws)
     eta = pl.BlockSpec((n_lv, *block), lambda i, j: (0, i, j))
     whole = [pl.BlockSpec((p,), lambda i, j: (0,)) for p in params]
-    person = pl.BlockSpec((BLOCK_PEOPLE, kp, 1), lambda i, j: (i, 0, 0))
+    person = pl.BlockSpec((blk.people, kp, 1), lambda i, j: (i, 0, 0))
     return eta, whole, person, pl.BlockSpec(block, lambda i, j: (i, j))
 
 
@@ -127,10 +126,10 @@ def _forward(eta, intercept, lam, inv, lo, hi, lower, upper, interpret, keep=Fal
     n, r, n_lv = eta.shape
     n_ind = intercept.shape[0]
     laid_out = _layout(eta, lo, hi, lower, upper)
-    eta_t, lo_p, hi_p, lw_p, up_p, (pn, pr) = laid_out
+    eta_t, lo_p, hi_p, lw_p, up_p, (pn, pr), blk = laid_out
     kp = lo_p.shape[1]
-    eta_spec, whole, person, out = _specs(n_lv, kp, (n_ind, n_ind * n_lv, n_ind))
-    grid = (eta_t.shape[1] // BLOCK_PEOPLE, eta_t.shape[2] // BLOCK_DRAWS)
+    eta_spec, whole, person, out = _specs(n_lv, kp, (n_ind, n_ind * n_lv, n_ind), blk)
+    grid = (eta_t.shape[1] // blk.people, eta_t.shape[2] // blk.draws)
     ll = pl.pallas_call(
         partial(_forward_kernel, n_ind),
         grid=grid,
@@ -138,7 +137,7 @@ def _forward(eta, intercept, lam, inv, lo, hi, lower, upper, interpret, keep=Fal
         out_specs=out,
         out_shape=jax.ShapeDtypeStruct(eta_t.shape[1:], eta.dtype),
         interpret=interpret,
-        compiler_params=None if interpret else plgpu.CompilerParams(num_warps=WARPS),
+        compiler_params=None if interpret else plgpu.CompilerParams(num_warps=blk.warps),
     )(eta_t, intercept, lam.reshape(-1), inv, lo_p, hi_p, lw_p, up_p)
     return (ll[:n, :r], laid_out) if keep else ll[:n, :r]
 
@@ -151,23 +150,23 @@ def _fwd(eta, intercept, lam, inv, lo, hi, lower, upper, interpret):
 def _bwd(interpret, res, g):
     (n, r, n_lv), intercept, lam, inv, lo, hi, laid_out = res
     n_ind = intercept.shape[0]
-    eta_t, lo_p, hi_p, lw_p, up_p, (pn, pr) = laid_out
+    eta_t, lo_p, hi_p, lw_p, up_p, (pn, pr), blk = laid_out
     kp = lo_p.shape[1]
     g_p = jnp.pad(g.astype(eta_t.dtype), ((0, pn), (0, pr)))  # padded draws and people: cotangent 0
-    eta_spec, whole, person, blocked = _specs(n_lv, kp, (n_ind, n_ind * n_lv, n_ind))
-    grid = (eta_t.shape[1] // BLOCK_PEOPLE, eta_t.shape[2] // BLOCK_DRAWS)
+    eta_spec, whole, person, blocked = _specs(n_lv, kp, (n_ind, n_ind * n_lv, n_ind), blk)
+    grid = (eta_t.shape[1] // blk.people, eta_t.shape[2] // blk.draws)
     n_sums = SUMS + n_lv
     d_eta_t, sums = pl.pallas_call(
         partial(_backward_kernel, n_ind),
         grid=grid,
         in_specs=[eta_spec, *whole, person, person, person, person, blocked],
-        out_specs=[eta_spec, pl.BlockSpec((1, n_sums, BLOCK_PEOPLE, kp), lambda i, j: (j, 0, i, 0))],
+        out_specs=[eta_spec, pl.BlockSpec((1, n_sums, blk.people, kp), lambda i, j: (j, 0, i, 0))],
         out_shape=[
             jax.ShapeDtypeStruct(eta_t.shape, eta_t.dtype),
             jax.ShapeDtypeStruct((grid[1], n_sums, eta_t.shape[1], kp), eta_t.dtype),
         ],
         interpret=interpret,
-        compiler_params=None if interpret else plgpu.CompilerParams(num_warps=WARPS),
+        compiler_params=None if interpret else plgpu.CompilerParams(num_warps=blk.warps),
     )(eta_t, intercept, lam.reshape(-1), inv, lo_p, hi_p, lw_p, up_p, g_p)
     d_eta = jnp.moveaxis(d_eta_t[:, :n, :r], 0, -1)
     s = sums.sum(axis=0)[:, :n, :n_ind]  # (sums, N, K): over the draw blocks

@@ -1,0 +1,106 @@
+"""Opt-in: where the seed-sized value+gradient spends its time on a GPU (kernels, their durations, the gaps).
+
+    python benchmarks/profile_seed.py --out DIR [--draws 100] [--calls 20]
+
+Writes a JAX profiler trace (Perfetto JSON) of `--calls` value+gradient calls under DIR and prints: the
+median wall time per call (synchronised and pipelined), the number of kernels per call, the sum of their
+durations, and the kernels that take the most time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import gzip
+import json
+import statistics
+import time
+
+import jax
+import numpy as np
+
+import gradfit
+from gradfit.iclv.simulate import seed_model
+
+
+def wall(fn, repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def pipelined(fn, calls: int) -> float:
+    jax.block_until_ready(fn())
+    t0 = time.perf_counter()
+    out = None
+    for _ in range(calls):
+        out = fn()
+    jax.block_until_ready(out)
+    return (time.perf_counter() - t0) / calls
+
+
+def kernel_events(trace_dir: str) -> list[dict]:
+    path = sorted(glob.glob(f"{trace_dir}/**/*.trace.json.gz", recursive=True))[-1]
+    with gzip.open(path) as fh:
+        trace = json.load(fh)
+    names = {}
+    for ev in trace["traceEvents"]:
+        if ev.get("ph") == "M" and ev.get("name") == "process_name":
+            names[ev["pid"]] = ev["args"]["name"]
+    gpu = {pid for pid, n in names.items() if "/device:GPU" in n}
+    return [ev for ev in trace["traceEvents"] if ev.get("ph") == "X" and ev.get("pid") in gpu]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--draws", type=int, default=100)
+    ap.add_argument("--people", type=int, default=326)
+    ap.add_argument("--calls", type=int, default=20)
+    args = ap.parse_args()
+
+    sim = seed_model(n_people=args.people, n_draws=args.draws)
+    model = gradfit.Model(sim.spec, data=sim.data)
+    theta = model.placement.vector(model._layout.start, model.dtype)
+    arrays = model._arrays
+
+    def call():
+        return model._vg(theta, arrays)
+
+    jax.block_until_ready(call())
+    hlo = model._vg.jitted.lower(theta, arrays).compile().as_text()
+    print(f"device {model.device.device_kind}; jax {jax.__version__}")
+    print(f"synchronised {wall(call, 500) * 1e3:.3f} ms; pipelined {pipelined(call, 500) * 1e3:.3f} ms per call")
+    print(f"HLO: {hlo.count(' fusion(')} fusions, {hlo.count('custom-call(')} custom calls in the entry")
+    with open(f"{args.out}/vg_hlo.txt", "w") as fh:
+        fh.write(hlo)
+
+    jax.profiler.start_trace(args.out, create_perfetto_trace=True)
+    for _ in range(args.calls):
+        jax.block_until_ready(call())
+    jax.profiler.stop_trace()
+    events = kernel_events(args.out)
+    events.sort(key=lambda e: e["ts"])
+    per_name = collections.defaultdict(list)
+    for ev in events:
+        per_name[ev["name"]].append(ev["dur"])
+    total = sum(ev["dur"] for ev in events) / args.calls
+    span = (events[-1]["ts"] + events[-1]["dur"] - events[0]["ts"]) / args.calls if events else 0.0
+    n = len(events) / args.calls
+    print(f"{n:.1f} device events per call; kernel time {total:.1f} us per call; span {span:.1f} us")
+    rows = sorted(per_name.items(), key=lambda kv: -sum(kv[1]))
+    print(f"{'us/call':>8} {'count':>6}  kernel")
+    for name, durs in rows[:40]:
+        print(f"{sum(durs) / args.calls:8.2f} {len(durs) / args.calls:6.1f}  {name[:110]}")
+    # Gaps between consecutive kernels within one call (idle device time between them).
+    gaps = np.diff([e["ts"] for e in events]) - np.array([e["dur"] for e in events[:-1]])
+    gaps = gaps[gaps < 200]
+    print(f"median gap between kernels {np.median(gaps):.2f} us, mean {np.mean(gaps):.2f} us")
+
+
+if __name__ == "__main__":
+    main()

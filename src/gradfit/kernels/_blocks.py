@@ -1,0 +1,32 @@
+"""Block shapes of the Pallas kernels: people x draws per program, and warps per program."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Block(NamedTuple):
+    people: int
+    draws: int
+    warps: int
+
+
+# One person per program on one warp, and the longest run of draws that still leaves MIN_PROGRAMS programs to
+# spread over the GPU (an H100 has 132 multiprocessors; each program loops over its person's indicators or
+# rows in series, so too few programs leave most of them idle). Measured on an H100, seed model,
+# value+gradient (benchmarks/small_blocks.py, RESULTS.md): 1 x 32 at 326 x 100 (0.39 ms; 2 x 128, the
+# shape chosen at 10,000 x 1,000 before, 0.56), 1 x 64 at 1,000 x 200, 1 x 128 at 2,000 x 500 and at
+# 10,000 x 1,000 (12.5 ms against 14.1 for 2 x 128). More people or warps per program run out of registers.
+DRAWS = (128, 64, 32)
+MIN_PROGRAMS = 2048
+
+override: Block | None = None  # benchmarks and tests set it to run other shapes
+
+
+def block_for(n_people: int, n_draws: int) -> Block:
+    if override is not None:
+        return override
+    for draws in DRAWS:
+        if n_people * -(-n_draws // draws) >= MIN_PROGRAMS:
+            return Block(1, draws, 1)
+    return Block(1, DRAWS[-1], 1)
