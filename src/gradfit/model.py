@@ -367,6 +367,7 @@ class Model:
             hessian=lambda x: np.asarray(self._hess(dev(x), arrays), dtype=float),
             scores=lambda x: np.asarray(self._scores(dev(x), arrays), dtype=float)[:n],
             rounding=0.0 if self.work_dtype == jnp.float64 else float(jnp.finfo(self.work_dtype).eps),
+            observations=n,
         )
 
     def compile(self, which: tuple[str, ...] = FUNCTIONS) -> float:

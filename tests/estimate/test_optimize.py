@@ -93,7 +93,7 @@ def test_non_finite_start_is_an_estimation_error(sample):
             maximize(problem, method, 1e-8, 10)
 
 
-@pytest.mark.parametrize("method", ["trust_bfgs", "newton"])
+@pytest.mark.parametrize("method", ["trust_bfgs", "newton", "box_trust_bfgs"])
 def test_single_precision_likelihood_stops_at_its_rounding_level(sample, method):
     """A log-likelihood rounded to float32 cannot meet a 1e-12 tolerance. Told its rounding level, a
     trust-region optimiser stops near the optimum with a message saying so, instead of spending thousands of
@@ -118,4 +118,7 @@ def test_single_precision_likelihood_stops_at_its_rounding_level(sample, method)
     used = calls["n"]
     calls["n"] = 0
     blind = maximize(replace(problem, rounding=0.0), method, 1e-12, 1000)
-    assert used < 50 and calls["n"] > 500 and blind.message == "iteration limit reached"
+    if method == "box_trust_bfgs":  # halves its radius after each rejection, down to machine epsilon
+        assert used < 50 and blind.message.startswith("trust region collapsed")
+    else:
+        assert used < 50 and calls["n"] > 500 and blind.message == "iteration limit reached"

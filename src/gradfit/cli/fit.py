@@ -16,7 +16,9 @@ def fit(
     runs_dir: Path = typer.Option(None, "--runs-dir", help="Where run folders go (default: runs/ beside the spec)."),
     name: str = typer.Option(None, "--name", help="Suffix of the run folder's name."),
     device: str = typer.Option(None, "--device", help="cpu, gpu or auto (same as --set estimation.device=...)."),
-    optimizer: str = typer.Option(None, help="trust_bfgs, bfgs or newton (same as --set estimation.optimizer=...)."),
+    optimizer: str = typer.Option(
+        None, help="trust_bfgs, bfgs, newton or box_trust_bfgs (same as --set estimation.optimizer=...)."
+    ),
     resume: Path = typer.Option(None, "--resume", help="Continue this interrupted run from its last checkpoint."),
     checkpoint_seconds: float = typer.Option(
         2.0, "--checkpoint-seconds", help="Write history and checkpoint at least this often (0: every iteration)."

@@ -22,3 +22,6 @@ class Problem:
     # Relative rounding error of the log-likelihood as computed (0: negligible, float64). The trust-region
     # optimisers stop once the gain they predict is below it: no step could be told apart from rounding.
     rounding: float = 0.0
+    # Independent observations (people, or rows of a cross-section): the scale of an average log-likelihood,
+    # which `box_trust_bfgs` works on (its first curvature is the identity, so the scale sets its first steps).
+    observations: int = 1

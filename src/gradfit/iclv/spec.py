@@ -170,11 +170,13 @@ class IntegrationSpec(_Strict):
 
 
 class EstimationSpec(_Strict):
-    optimizer: Literal["trust_bfgs", "bfgs", "newton"] = Field(
+    optimizer: Literal["trust_bfgs", "bfgs", "newton", "box_trust_bfgs"] = Field(
         "trust_bfgs",
         description="trust_bfgs: trust-region BFGS started from the BHHH matrix (fewest likelihood evaluations "
         "in our benchmarks); bfgs: limited-memory quasi-Newton (L-BFGS-B); newton: trust-region Newton with the "
-        "exact Hessian (fewest iterations, each costs a Hessian).",
+        "exact Hessian (fewest iterations, each costs a Hessian); box_trust_bfgs: Biogeme 3.2's default "
+        "algorithm (trust-region BFGS on a box, from the identity, on the average log-likelihood), to follow "
+        "Biogeme's path when replicating its estimates.",
     )
     tolerance: Annotated[float, Field(gt=0)] = Field(
         1e-6,
