@@ -264,7 +264,7 @@ def gauss_hermite_too_many_latent(t: Inputs) -> Fragments:
 
 def bad_optimizer(t: Inputs) -> Fragments:
     t.spec["estimation"] = {"optimizer": "newtn"}
-    return (SPEC, "estimation.optimizer", "'newton', not 'newtn'")
+    return (SPEC, "estimation.optimizer", "'box_trust_bfgs', not 'newtn'")
 
 
 def column_clashes_with_parameter(t: Inputs) -> Fragments:
