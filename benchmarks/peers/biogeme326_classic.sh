@@ -8,7 +8,8 @@
 #
 # Builds benchmarks/peers/.venv-biogeme326 (git-ignored) the first time: Python 3.8 (Biogeme 3.2.6 predates
 # 3.9; set PYTHON38 to choose it), numpy/pandas/scipy of 2020 and Biogeme 3.2.6 compiled from source (a C++
-# compiler is needed; minutes). Downloads the example script from GitHub at tag v3.2.6 into WORKDIR and runs it,
+# compiler is needed; minutes). Downloads the example script from GitHub at tag v3.2.6 into WORKDIR (or copies
+# the file that BIOGEME326_EXAMPLE names) and runs it,
 # with its two pickle reads replaced by the start values from classic.yaml and its log set to "detailed" (one
 # line per iteration). Prints the log's last lines; the whole log is WORKDIR/05.log. About 20 minutes of
 # optimisation and more for Biogeme's Hessian on a 2-core CPU.
@@ -42,8 +43,12 @@ fi
 
 mkdir -p "$work"
 cd "$work"
-curl -fsSL -o 05latentChoiceFull.py \
-    https://raw.githubusercontent.com/michelbierlaire/biogeme/v3.2.6/examples/latent/05latentChoiceFull.py
+if [[ -n "${BIOGEME326_EXAMPLE:-}" ]]; then  # a local copy, e.g. from a clone: git show v3.2.6:examples/latent/...
+    cp "$BIOGEME326_EXAMPLE" 05latentChoiceFull.py
+else
+    curl -fsSL -o 05latentChoiceFull.py \
+        https://raw.githubusercontent.com/michelbierlaire/biogeme/v3.2.6/examples/latent/05latentChoiceFull.py
+fi
 cp "$root/examples/optima/optima.dat" .
 "$root/.venv/bin/python" - "$root/examples/optima/classic.yaml" <<'EOF'
 import json, sys
