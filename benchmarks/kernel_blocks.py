@@ -9,13 +9,13 @@ after a warm-up, the first call (compilation) apart, and the largest difference 
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from dataclasses import replace
 
 import jax
 import numpy as np
+from small_blocks import sync_ms  # benchmarks/ is on the path when run as a script
 
 import gradfit
 from gradfit.iclv.simulate import seed_model
@@ -23,16 +23,6 @@ from gradfit.kernels import _blocks
 
 SHAPES = ((4, 64, 4), (4, 64, 2), (4, 64, 1), (8, 64, 2), (8, 32, 2), (8, 32, 1), (4, 128, 2), (2, 64, 1))
 SHAPES += ((8, 64, 1), (2, 128, 1), (8, 64, 4), (16, 64, 4), (8, 128, 4), (16, 128, 4), (8, 256, 4))
-
-
-def median_ms(fn, repeat: int = 20) -> float:
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
 
 
 def main() -> None:
@@ -58,8 +48,8 @@ def main() -> None:
             reference = reference or (value, grad)
             diff = abs(value - reference[0])
             rel = np.max(np.abs(grad - reference[1])) / np.max(np.abs(reference[1]))
-            ms = median_ms(lambda vg=vg, t=theta, a=arrays: vg(t, a))
-            ms_value = median_ms(lambda f=f, t=theta, a=arrays: f(t, a))
+            ms = sync_ms(lambda vg=vg, t=theta, a=arrays: vg(t, a), 20)
+            ms_value = sync_ms(lambda f=f, t=theta, a=arrays: f(t, a), 20)
             print(f"{size:<12}{name:<14}{ms:>9.3f}{ms_value:>10.3f}{first:>9.1f}{diff:>10.1e}{rel:>10.1e}", flush=True)
 
 
