@@ -23,7 +23,8 @@ import gradfit
 from gradfit.iclv.simulate import seed_model
 
 
-def kernel_events(trace_dir: str) -> list[dict]:
+def trace_events(trace_dir: str) -> tuple[list[dict], list[dict]]:
+    """(device events, host events) of the newest Perfetto trace under trace_dir."""
     path = sorted(glob.glob(f"{trace_dir}/**/*.trace.json.gz", recursive=True))[-1]
     with gzip.open(path) as fh:
         trace = json.load(fh)
@@ -32,7 +33,18 @@ def kernel_events(trace_dir: str) -> list[dict]:
         if ev.get("ph") == "M" and ev.get("name") == "process_name":
             names[ev["pid"]] = ev["args"]["name"]
     gpu = {pid for pid, n in names.items() if "/device:GPU" in n}
-    return [ev for ev in trace["traceEvents"] if ev.get("ph") == "X" and ev.get("pid") in gpu]
+    timed = [ev for ev in trace["traceEvents"] if ev.get("ph") == "X"]
+    return [ev for ev in timed if ev["pid"] in gpu], [ev for ev in timed if ev["pid"] not in gpu]
+
+
+def timeline(device: list[dict], host: list[dict], calls: int) -> None:
+    """The last call, host and device together, in microseconds from its first host event."""
+    calls_start = sorted(ev["ts"] for ev in host if "PjitFunction" in ev["name"] or "pjit" in ev["name"].lower())
+    t0 = calls_start[-1] if calls_start else device[-len(device) // calls]["ts"]
+    rows = [(ev["ts"] - t0, ev["dur"], "host  " if ev in host else "device", ev["name"]) for ev in host + device]
+    rows = sorted(r for r in rows if r[0] >= -5)
+    for ts, dur, where, name in rows[:60] + [(0, 0, "...", "...")] + rows[-15:]:
+        print(f"{ts:9.1f} {dur:8.1f} {where} {name[:90]}")
 
 
 def main() -> None:
@@ -41,6 +53,7 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=100)
     ap.add_argument("--people", type=int, default=326)
     ap.add_argument("--calls", type=int, default=20)
+    ap.add_argument("--timeline", action="store_true", help="print the last call's host and device events")
     args = ap.parse_args()
 
     sim = seed_model(n_people=args.people, n_draws=args.draws)
@@ -63,7 +76,7 @@ def main() -> None:
     for _ in range(args.calls):
         jax.block_until_ready(call())
     jax.profiler.stop_trace()
-    events = kernel_events(args.out)
+    events, host = trace_events(args.out)
     events.sort(key=lambda e: e["ts"])
     per_name = collections.defaultdict(list)
     for ev in events:
@@ -80,6 +93,8 @@ def main() -> None:
     gaps = np.diff([e["ts"] for e in events]) - np.array([e["dur"] for e in events[:-1]])
     gaps = gaps[gaps < 200]
     print(f"median gap between kernels {np.median(gaps):.2f} us, mean {np.mean(gaps):.2f} us")
+    if args.timeline:
+        timeline(events, host, args.calls)
 
 
 if __name__ == "__main__":
