@@ -59,7 +59,7 @@ def test_simulate_rejects_bad_sizes(tmp_path, capsys):
     assert "--people" in one_error_line(capsys.readouterr().err)
 
 
-@pytest.mark.parametrize("optimizer", [None, "newton"])
+@pytest.mark.parametrize("optimizer", [None, "newton", "box_trust_bfgs"])
 def test_fit_prints_the_estimates(tmp_path, capsys, optimizer):
     path = write_tiny(tmp_path)
     argv = ["fit", str(path)] + ([] if optimizer is None else ["--optimizer", optimizer])
