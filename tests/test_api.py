@@ -219,3 +219,22 @@ def test_background_compilation_reports_its_error():
     with pytest.raises(ZeroDivisionError):
         _Background(lambda _: 1 / 0, None).join()
     assert _Background(lambda seconds: seconds, 2.5).join() == 2.5
+
+
+def test_background_compilation_shortens_the_switch_interval_while_it_runs(mnl_frame):
+    """While the background thread compiles (model._Background), the GIL switch interval is short, so that
+    the optimiser's thread is not kept waiting; it is put back when the thread ends, and after a fit."""
+    import sys
+    import threading
+
+    from gradfit.model import _Background
+
+    before = sys.getswitchinterval()
+    release = threading.Event()
+    background = _Background(lambda arg: release.wait(10) and 1.5, None)
+    assert sys.getswitchinterval() <= _Background.SWITCH_INTERVAL < before
+    release.set()
+    assert background.join() == 1.5
+    assert sys.getswitchinterval() == before
+    gradfit.Model(mnl_spec(with_latent=False), data=mnl_frame).fit()
+    assert sys.getswitchinterval() == before
