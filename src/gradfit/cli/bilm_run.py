@@ -163,7 +163,7 @@ def train_run(
         run = resolve_run(resume)
         if run.complete:
             raise RunError(f"--resume {run.path}: this run is complete (results.json exists); nothing to resume")
-        saved = yaml.safe_load(run.file(CONFIG).read_text(encoding="utf-8"))
+        saved = run.read_config()
         if saved != dumped:
             raise RunError(f"--resume {run.path}: the config (with --set) differs from the run's config.yaml")
         if not run.file(STATE).is_file():

@@ -46,7 +46,7 @@ def _first_difference(a, b, path: str = "") -> str | None:
 def _resume_state(run: RunFolder, config: dict) -> dict:
     if run.complete:
         raise RunError(f"--resume {run.path}: this run is complete (results.json exists); nothing to resume")
-    saved = yaml.safe_load(run.file(CONFIG).read_text(encoding="utf-8"))
+    saved = run.read_config()
     diff = _first_difference(config, saved)
     if diff is not None:
         raise RunError(

@@ -120,13 +120,13 @@ def _factored_loglik(
     weight = mask.astype(v_data.dtype)
     if kernel is not None:  # the (N, R, T) denominators never leave the kernel
         log_s = log_denominators(b, a, mask, kernel == "interpret")
-    elif fused:  # a sum of J broadcast products: elementwise, fuses with the log and the sum over t
-        s = b[:, :, None, 0] * a[:, None, :, 0]
-        for j in range(1, b.shape[-1]):
-            s = s + b[:, :, None, j] * a[:, None, :, j]
     else:
-        s = jnp.einsum("nrj,ntj->nrt", b, a)
-    if kernel is None:
+        if fused:  # a sum of J broadcast products: elementwise, fuses with the log and the sum over t
+            s = b[:, :, None, 0] * a[:, None, :, 0]
+            for j in range(1, b.shape[-1]):
+                s = s + b[:, :, None, j] * a[:, None, :, j]
+        else:
+            s = jnp.einsum("nrj,ntj->nrt", b, a)
         log_s = (jnp.log(jnp.where(mask[:, None], s, 1.0))).sum(-1)
     picked_data = (jnp.where(chosen, v_data, 0.0).sum(-1) * weight).sum(-1)  # (N,)
     counts = (chosen.astype(v_data.dtype) * weight[..., None]).sum(axis=1)  # (N, J): choices of each alternative

@@ -60,7 +60,7 @@ class Likelihood:
         logit's denominators where utilities are linear in the latent variables (the factored form). For the value
         and gradient only: a Pallas call has no forward-mode derivative (the Hessian) and the per-person
         scores map over people one at a time; both keep the XLA form. On an H100 at 10,000 people x 1,000
-        draws the kernels take the seed model's value+gradient from 28.6 to 13.7 ms (RESULTS.md).
+        draws the kernels take the seed model's value+gradient from 28.6 to 12.1 ms (RESULTS.md).
         GRADFIT_KERNELS=0 in the environment turns them off."""
         if platform != "gpu" or jnp.dtype(work_dtype) != jnp.float64 or n_devices != 1 or not kernels_enabled():
             return self
@@ -92,21 +92,18 @@ class Likelihood:
     def components(self, theta: jnp.ndarray, arrays: dict) -> dict[str, jnp.ndarray]:
         """Per-person, per-draw log-likelihood of each component, (N, R) each (measurement per group)."""
         v, eta = self._values_and_latent(theta, arrays)
+
         # Rematerialise each component in the backward pass: its elementwise work (people x draws x indicators
         # or x rows x alternatives) is recomputed from eta instead of stored. Storing it would write and re-read
         # several arrays of that size; recomputing costs a few transcendental functions per element, which is
         # cheaper once those arrays are large (H100, 2,000 people x 1,000 draws: 13.2 -> 9.2 ms), while at the
         # seed's size the extra kernels cost more than they save (0.44 -> 0.49 ms); see benchmarks/RESULTS.md.
-        wrap = jax.checkpoint if self.remat else (lambda f: f)
-        # (A Pallas kernel group recomputes in its own reverse pass: rematerialising it would run it twice.)
-        out = {
-            f"measurement:{g.key}": (g.loglik if g.kernel else wrap(g.loglik))(v, eta, arrays["measurement"])
-            for g in self.indicators
-        }
+        def wrap(part):  # a Pallas kernel recomputes in its own reverse pass: rematerialising it runs it twice
+            return jax.checkpoint(part.loglik) if self.remat and not part.kernel else part.loglik
+
+        out = {f"measurement:{g.key}": wrap(g)(v, eta, arrays["measurement"]) for g in self.indicators}
         if self.choice is not None:
-            out["choice"] = (self.choice.loglik if self.choice.kernel else wrap(self.choice.loglik))(
-                v, eta, arrays["choice"]
-            )
+            out["choice"] = wrap(self.choice)(v, eta, arrays["choice"])
         return out
 
     def per_draw(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:

@@ -23,6 +23,16 @@ MIN_PROGRAMS = 2048
 override: Block | None = None  # benchmarks and tests set it to run other shapes
 
 
+def padding(n: int, multiple: int) -> int:
+    """How much to add to n to reach a whole number of `multiple`s."""
+    return -n % multiple
+
+
+def pow2_padding(n: int) -> int:
+    """How much to add to n (>= 1) to reach a power of two, as Triton wants for a block's inner sizes."""
+    return max(1 << (n - 1).bit_length(), 1) - n
+
+
 def block_for(n_people: int, n_draws: int) -> Block:
     if override is not None:
         return override

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
-from gradfit.kernels._blocks import Block, block_for
+from gradfit.kernels._blocks import Block, block_for, padding, pow2_padding
 
 
 def _row(t, bs, a_ref, mask_ref):
@@ -57,17 +57,13 @@ def _backward_kernel(n_rows, b_ref, a_ref, mask_ref, g_ref, d_b_ref, d_a_ref):
         d_b_ref[j] = d_b[j]
 
 
-def _padded(n: int, block: int) -> int:
-    return -(-n // block) * block
-
-
 def _layout(b, a, mask):
     """b (N, R, J) -> (J, N', R'); a (N, T, J) -> (J, N', T', 1); mask (N, T) -> (N', T', 1) as numbers; and
     the block shape, chosen for (N, R)."""
     n, r, _ = b.shape
     t = a.shape[1]
     blk = block_for(n, r)
-    pn, pr, pt = _padded(n, blk.people) - n, _padded(r, blk.draws) - r, max(1 << (t - 1).bit_length(), 1) - t
+    pn, pr, pt = padding(n, blk.people), padding(r, blk.draws), pow2_padding(t)
     # padded draws get b = 1, not 0: their denominators must stay positive (their cotangent is 0, and 0 / 0
     # would be NaN in the sums over the block's draws)
     b_t = jnp.pad(jnp.moveaxis(b, -1, 0), ((0, 0), (0, pn), (0, pr)), constant_values=1.0)

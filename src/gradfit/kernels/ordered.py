@@ -8,7 +8,7 @@ indicators (the cotangent of eta) and over the block's draws (per person and ind
 parameter's gradient follows) before anything is written.
 
 The kernels run on GPUs (Triton); `interpret=True` runs them anywhere, slowly (tests). A Pallas call has no
-forward-mode derivative: the Hessian and per-person scores use the XLA form (`Likelihood.for_device`).
+forward-mode derivative: the Hessian and per-person scores use the XLA form (`Likelihood.with_kernels`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
-from gradfit.kernels._blocks import Block, block_for
+from gradfit.kernels._blocks import Block, block_for, padding, pow2_padding
 
 SUMS = 4  # per person and indicator: sum of g*d_a, g*d_b, g_mu, (g*d_a + g*d_b) * mu; then L sums of g_mu * eta
 
@@ -85,10 +85,6 @@ def _backward_kernel(n_ind, eta_ref, *refs):
         d_eta_ref[lv] = d_eta[lv]
 
 
-def _padded(n: int, block: int) -> int:
-    return -(-n // block) * block
-
-
 def _layout(eta, lo, hi, lower, upper):
     """eta (N, R, L) -> (L, N', R') and the per-person arrays (N, 1, K) -> (N', K'), padded to whole blocks
     (K' a power of two, as Triton wants); padded people, draws and indicators are masked out (mask 0). Also
@@ -96,7 +92,7 @@ def _layout(eta, lo, hi, lower, upper):
     n, r, _ = eta.shape
     k = lo.shape[-1]
     blk = block_for(n, r)
-    pn, pr, pk = _padded(n, blk.people) - n, _padded(r, blk.draws) - r, max(1 << (k - 1).bit_length(), 1) - k
+    pn, pr, pk = padding(n, blk.people), padding(r, blk.draws), pow2_padding(k)
     eta_t = jnp.pad(jnp.moveaxis(eta, -1, 0), ((0, 0), (0, pn), (0, pr)))
 
     def person(x):  # (N', K', 1): see _indicator's column()

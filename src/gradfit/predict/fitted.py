@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from gradfit.estimate import covariances
 from gradfit.iclv.spec import ModelSpec
@@ -40,7 +39,7 @@ def _read(folder: RunFolder) -> tuple[ModelSpec, dict]:
     """A complete ICLV run's spec and results.json."""
     if not folder.complete:
         raise RunError(f"{folder.path}: the run is not complete (no {RESULTS}); finish or resume the fit first")
-    raw = yaml.safe_load(folder.file(CONFIG).read_text(encoding="utf-8"))
+    raw = folder.read_config()
     results = folder.read_json(RESULTS)
     if not isinstance(raw, dict) or "workload" in raw or "estimates" not in results:
         raise RunError(f"{folder.path}: not an ICLV estimation run; predictions and reports need one")

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 from scipy.stats import chi2
 
 from gradfit.errors import GradfitError
-from gradfit.runs.folder import CONFIG, RESULTS, RunError, resolve_run
+from gradfit.runs.folder import RESULTS, RunError, resolve_run
 
 # results.json keys an estimation run must have; VAEP and biLM runs are told apart by their `workload` key
 _REQUIRED = ("loglikelihood", "n_parameters", "n_observations", "n_individuals", "estimates", "fixed")
@@ -91,10 +90,7 @@ class Comparison:
 def load_run(run: str | Path) -> tuple[Path, dict, tuple[str, ...]]:
     """A complete estimation run's folder, results.json and parameter order; RunError otherwise."""
     folder = resolve_run(run)
-    try:
-        config = yaml.safe_load(folder.file(CONFIG).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise RunError(f"{folder.file(CONFIG)}: unreadable ({exc}); the run folder is damaged") from None
+    config = folder.read_config() or {}
     workload = config.get("workload") if isinstance(config, dict) else None
     if workload in _NON_ESTIMATION:
         raise RunError(f"{folder.path}: a {workload} run; compare takes estimation runs from `gradfit fit`")

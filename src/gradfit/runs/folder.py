@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import yaml
+
 from gradfit.errors import GradfitError
 from gradfit.io.files import atomic_write_text
 
@@ -58,6 +60,15 @@ class RunFolder:
             raise RunError(f"{self.path}: no {name} in this run folder") from None
         except (OSError, ValueError) as exc:
             raise RunError(f"{self.path / name}: unreadable ({exc}); the run folder is damaged") from None
+
+    def read_config(self) -> object:
+        """The run's config.yaml, parsed (the spec or config with --set applied)."""
+        try:
+            return yaml.safe_load((self.path / CONFIG).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RunError(f"{self.path}: no {CONFIG} in this run folder") from None
+        except (OSError, yaml.YAMLError) as exc:
+            raise RunError(f"{self.path / CONFIG}: unreadable ({exc}); the run folder is damaged") from None
 
     def finish(self, results: dict) -> None:
         """Write results.json (the completeness mark) and point <model>/latest here."""
