@@ -8,12 +8,12 @@ variables with 6 ordered-logit indicators each, 197 parameters) at the given siz
 timing is a median after a warm-up call, synchronised with block_until_ready; compilation is timed apart.
 
 - "size" rows: value+gradient at --people x --draws for each precision, the error of LL and gradient against
-  float64 at the start values, on each device count of --devices.
+  float64 on the first device count at the start values, on each device count of --devices.
 - "fit" rows (--fit-people > 0): a whole fit per precision at a smaller size, and the largest shift of an
   estimate from the float64 one, in float64 standard errors.
 - "large" row (--large > 0): --large people x --draws draws with draws regenerated on the device
   (store_draws: false) and automatic chunks; value+gradient time and the device's peak memory, on each
-  device count of --devices.
+  device count of --devices (LL and gradient errors against the first count).
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ def main() -> None:
     sim = seed_model(n_people=args.people, n_draws=args.draws)
     base = gradfit.Model(spec_for(sim, precision="float64", devices=counts[0]), data=sim.data)
     log(f"built {args.people} x {args.draws} in {time.perf_counter() - t0:.1f} s")
+    reference = None  # float64 on the first device count: other counts and precisions are compared with it
     for count in counts:
-        reference = None
         for precision in precisions:
             model = base.variant(
                 base.spec.model_copy(
@@ -158,7 +158,12 @@ def main() -> None:
                 est = model.spec.estimation.model_copy(update={"devices": count})
                 model = model.variant(model.spec.model_copy(update={"estimation": est}))
             row = measure(model, max(3, args.repeat // 5))
-            row.pop("grad")
+            g = row.pop("grad")
+            if not out["large"]:
+                large_ref = (row["ll"], g)
+            else:
+                row["ll_rel_error"] = abs(row["ll"] - large_ref[0]) / abs(large_ref[0])
+                row["grad_max_rel_error"] = float(np.max(np.abs(g - large_ref[1])) / np.max(np.abs(large_ref[1])))
             out["large"].append({"people": args.large, "draws": args.draws, "setup_s": model._setup_s, **row})
             log(json.dumps(out["large"][-1]))
 

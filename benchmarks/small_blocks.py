@@ -56,7 +56,7 @@ def main() -> None:
         model = gradfit.Model(sim.spec, data=sim.data)
         theta, arrays = model._theta(None), model._arrays
         xla = model._likelihood
-        fast = xla.with_kernels("gpu", jnp.float64, 1)
+        fast = xla.with_kernels("gpu", jnp.float64)
         fns, reference = {}, None
         for shape in (None, *SHAPES):
             _blocks.override = shape

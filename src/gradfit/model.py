@@ -89,8 +89,8 @@ class Model:
         self._layout = lik.layout
         self._shared = frozenset(shared_keys(self._built.arrays))
         self._total = chunked_sum(lik.total, self.chunks, self._shared)  # XLA only: the Hessian differentiates it
-        fast = lik.with_kernels(self.device.platform, self.work_dtype, len(self.placement.devices))
-        fast_total = chunked_sum(fast.total, self.chunks, self._shared)
+        fast = lik.with_kernels(self.device.platform, self.work_dtype)
+        fast_total = chunked_sum(self.placement.sum_over_people(fast.total, self._shared), self.chunks, self._shared)
         self._f = jax.jit(fast_total)
         self._vg = _AheadOfTime(jax.value_and_grad(fast_total))
         self._hess = _AheadOfTime(self._hessian_fn())

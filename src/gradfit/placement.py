@@ -1,6 +1,6 @@
 """Where a model's arrays live: the people split across devices (data parallel), the rest replicated.
 
-The likelihood is a sum over people, so each device computes its share and XLA adds the results (one
+The likelihood is a sum over people, so each device computes its share and the shares are added (one
 reduction). On a CPU, gradfit.runtime has asked JAX for one device per core; on GPUs every visible GPU takes
 a share unless estimation.devices says otherwise.
 """
@@ -62,12 +62,39 @@ class Placement:
         return f"{d.platform}:{d.id}" if len(self.devices) == 1 else f"{d.platform} x{len(self.devices)}"
 
     @cached_property
+    def _mesh(self) -> Mesh:
+        return Mesh(np.array(self.devices), ("people",))
+
+    @cached_property
     def _shardings(self):
         """(people split, replicated): built once, since `vector` runs on every optimiser step."""
         if len(self.devices) == 1:
             return self.device, self.device
-        mesh = Mesh(np.array(self.devices), ("people",))
-        return NamedSharding(mesh, PartitionSpec("people")), NamedSharding(mesh, PartitionSpec())
+        return NamedSharding(self._mesh, PartitionSpec("people")), NamedSharding(self._mesh, PartitionSpec())
+
+    def sum_over_people(self, fn, shared: frozenset[str]):
+        """fn(theta, arrays) -> a sum over the people in `arrays`, run by each device on its own block of people
+        (shard_map) and added across devices (one psum); with one device, fn itself.
+
+        Written per device rather than left to XLA's partitioner because a Pallas kernel (gradfit.kernels) is
+        an opaque call that the partitioner cannot split: inside shard_map each device runs the kernel on its
+        own people, so the kernels serve several GPUs as they serve one.
+        """
+        if len(self.devices) == 1:
+            return fn
+        people = PartitionSpec("people")
+
+        def local(theta, arrays):
+            return jax.lax.psum(fn(theta, arrays), "people")
+
+        def total(theta, arrays):
+            specs = {k: PartitionSpec() if k in shared else people for k in arrays}
+            # check_vma=False: a Pallas call's outputs carry no record of how they vary across devices.
+            return jax.shard_map(
+                local, mesh=self._mesh, in_specs=(PartitionSpec(), specs), out_specs=PartitionSpec(), check_vma=False
+            )(theta, arrays)
+
+        return total
 
     def arrays(self, arrays: dict, dtype, multiple: int | None = None, outer_dtype=None) -> dict:
         """Cast floating arrays to `dtype`, pad the people to a multiple of `multiple` (default: the number

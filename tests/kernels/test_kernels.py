@@ -4,6 +4,10 @@ the kernels' blocks. On a CPU the kernels run in Pallas' interpreter; on a GPU a
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 
 import jax
@@ -61,12 +65,12 @@ def test_kernel_equals_xla_value_and_gradient(small, mode, block, monkeypatch):
 def test_kernels_are_used_only_where_they_apply(small, monkeypatch):
     monkeypatch.setenv("GRADFIT_KERNELS", "1")
     lik = small._built.likelihood
-    on = lik.with_kernels("gpu", jnp.float64, 1)
+    on = lik.with_kernels("gpu", jnp.float64)
     assert all(g.kernel == "gpu" for g in on.indicators) and on.choice.kernel == "gpu"
-    for args in (("cpu", jnp.float64, 1), ("gpu", jnp.float32, 1), ("gpu", jnp.float64, 2)):
+    for args in (("cpu", jnp.float64), ("gpu", jnp.float32)):
         assert lik.with_kernels(*args) is lik, args
     monkeypatch.setenv("GRADFIT_KERNELS", "0")  # the user's switch
-    assert lik.with_kernels("gpu", jnp.float64, 1) is lik
+    assert lik.with_kernels("gpu", jnp.float64) is lik
 
 
 def test_block_shape_follows_the_problem_size():
@@ -76,3 +80,45 @@ def test_block_shape_follows_the_problem_size():
     assert _blocks.block_for(10_000, 1_000) == (1, 128, 1)
     assert _blocks.block_for(_blocks.MIN_PROGRAMS, 128) == (1, 128, 1)
     assert _blocks.block_for(_blocks.MIN_PROGRAMS - 1, 128) == (1, 64, 1)
+
+
+# Runs in a fresh process: JAX's CPU device count is fixed when its backend starts.
+_KERNELS_ON_FOUR_DEVICES = """
+import json
+from dataclasses import replace
+import jax, numpy as np
+import gradfit
+from gradfit.iclv.simulate import seed_model
+
+sim = seed_model(n_people=13, n_tasks=3, n_latent=2, per_latent=3, n_draws=9, seed=4)
+out = {}
+for label, est in [("one", {"devices": 1}), ("four", {"devices": "all"}), ("four_chunked", {"chunk_size": 2})]:
+    m = gradfit.Model({**sim.spec, "estimation": {"device": "cpu", **est}}, data=sim.data)
+    lik = m._built.likelihood
+    kern = replace(lik, indicators=tuple(replace(g, kernel="interpret") for g in lik.indicators),
+                   choice=replace(lik.choice, kernel="interpret"))
+    from gradfit.core.chunks import chunked_sum
+    f = chunked_sum(m.placement.sum_over_people(kern.total, m._shared), m.chunks, m._shared)
+    theta = m._theta({k: 0.9 * v + 0.05 for k, v in m.start_params.items()})
+    v, g = jax.jit(jax.value_and_grad(f))(theta, m._arrays)
+    out[label] = {"devices": len(m.placement.devices), "chunks": m.chunks.count, "ll": float(v),
+                  "grad": np.asarray(g).tolist()}
+print(json.dumps(out))
+"""
+
+
+def test_kernels_on_several_devices_equal_one_device():
+    """Each device runs the kernels on its own people (Placement.sum_over_people), with and without chunks."""
+    env = {**os.environ, "GRADFIT_CPU_DEVICES": "4", "GRADFIT_COMPILATION_CACHE": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _KERNELS_ON_FOUR_DEVICES], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    one = out["one"]
+    assert [out[k]["devices"] for k in ("one", "four", "four_chunked")] == [1, 4, 4]
+    assert out["four_chunked"]["chunks"] > 1
+    for other in (out["four"], out["four_chunked"]):
+        assert other["ll"] == pytest.approx(one["ll"], rel=1e-12)
+        want = np.asarray(one["grad"])
+        np.testing.assert_allclose(other["grad"], want, rtol=1e-10, atol=1e-10 * np.abs(want).max())

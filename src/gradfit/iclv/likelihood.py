@@ -54,15 +54,16 @@ class Likelihood:
         choice = None if self.choice is None else replace(self.choice, fused=True)
         return replace(self, indicators=groups, choice=choice)
 
-    def with_kernels(self, platform: str, work_dtype, n_devices: int) -> Likelihood:
-        """The same likelihood with the Pallas kernels (gradfit.kernels) where they apply: one GPU, float64
+    def with_kernels(self, platform: str, work_dtype) -> Likelihood:
+        """The same likelihood with the Pallas kernels (gradfit.kernels) where they apply: GPUs, float64
         work, person-level ordered-logit groups of at most MAX_KERNEL_INDICATORS indicators, and the panel
-        logit's denominators where utilities are linear in the latent variables (the factored form). For the value
-        and gradient only: a Pallas call has no forward-mode derivative (the Hessian) and the per-person
-        scores map over people one at a time; both keep the XLA form. On an H100 at 10,000 people x 1,000
-        draws the kernels take the seed model's value+gradient from 28.6 to 12.1 ms (RESULTS.md).
-        GRADFIT_KERNELS=0 in the environment turns them off."""
-        if platform != "gpu" or jnp.dtype(work_dtype) != jnp.float64 or n_devices != 1 or not kernels_enabled():
+        logit's denominators where utilities are linear in the latent variables (the factored form). On several
+        GPUs each runs them on its own people (Placement.sum_over_people). For the value and gradient only: a
+        Pallas call has no forward-mode derivative (the Hessian) and the per-person scores map over people one
+        at a time; both keep the XLA form. On an H100 at 10,000 people x 1,000 draws the kernels take the seed
+        model's value+gradient from 28.6 to 12.1 ms (RESULTS.md). GRADFIT_KERNELS=0 in the environment turns
+        them off."""
+        if platform != "gpu" or jnp.dtype(work_dtype) != jnp.float64 or not kernels_enabled():
             return self
         groups = tuple(
             replace(g, kernel="gpu")
