@@ -238,3 +238,21 @@ def test_background_compilation_shortens_the_switch_interval_while_it_runs(mnl_f
     assert sys.getswitchinterval() == before
     gradfit.Model(mnl_spec(with_latent=False), data=mnl_frame).fit()
     assert sys.getswitchinterval() == before
+
+
+def test_gpu_compiler_options_are_valid_xla_options_and_apply_to_small_gpu_problems():
+    """The option names a real XLA setting with a valid value (XLA checks both when compiling, on any
+    platform: a renamed option or value is an error), and is used only for small GPU problems."""
+    import jax
+    import jax.numpy as jnp
+
+    from gradfit import model as model_module
+
+    opts = model_module.GPU_COMPILER_OPTIONS
+    assert float(jax.jit(lambda x: x.sum(), compiler_options=opts)(jnp.arange(3.0))) == 3.0
+    with pytest.raises(Exception, match="not a valid enum value"):
+        jax.jit(lambda x: x.sum(), compiler_options={**opts, next(iter(opts)): "NO_SUCH_MODE"})(jnp.arange(3.0))
+    limit = model_module.CONCURRENT_MAX_ELEMENTS
+    assert model_module.compiler_options("gpu", 326 * 100 * 54) is opts  # the seed model
+    assert model_module.compiler_options("gpu", limit + 1) is None
+    assert model_module.compiler_options("cpu", 326 * 100 * 54) is None

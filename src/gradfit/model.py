@@ -48,6 +48,21 @@ HESSIAN_BATCH_ELEMENTS = 50_000_000
 # CHUNK_MEMORY_SHARE of the free memory it sets the chunks.
 WORK_ARRAYS = {"cpu": 12, "gpu": 4}
 CHUNK_MEMORY_SHARE = 0.5
+# XLA options for the optimiser's programs on GPUs, for problems of at most CONCURRENT_MAX_ELEMENTS per device
+# and chunk. The whole program runs as one CUDA graph; by default XLA chains its kernels one after another, and
+# at small sizes (the seed model: 68 kernels of 1-40 us) the GPU works through that chain mostly idle.
+# CONCURRENT links each kernel only to those whose buffers it reads or overwrites, so independent branches
+# (the indicators' and the choice model's passes, the many small reductions that assemble the gradient) run
+# side by side. H100, value+gradient, interleaved processes (benchmarks/RESULTS.md): seed model 0.37-0.44 ->
+# 0.21-0.32 ms, 2,000 x 500 1.75 -> 1.63 ms; at 10,000 x 1,000 no faster and 1.5x the peak memory (fewer
+# buffers can share memory), hence the limit. Benchmarks set it to None to compare.
+CONCURRENT_MAX_ELEMENTS = 100_000_000
+GPU_COMPILER_OPTIONS = {"xla_gpu_command_buffer_scheduling_mode": "CONCURRENT"}
+
+
+def compiler_options(platform: str, chunk_elements: float) -> dict | None:
+    """XLA options for a model's optimiser programs: GPU_COMPILER_OPTIONS on a GPU for small problems."""
+    return GPU_COMPILER_OPTIONS if platform == "gpu" and chunk_elements <= CONCURRENT_MAX_ELEMENTS else None
 
 
 class Model:
@@ -91,17 +106,24 @@ class Model:
         self._total = chunked_sum(lik.total, self.chunks, self._shared)  # XLA only: the Hessian differentiates it
         fast = lik.with_kernels(self.device.platform, self.work_dtype)
         fast_total = chunked_sum(self.placement.sum_over_people(fast.total, self._shared), self.chunks, self._shared)
-        self._f = jax.jit(fast_total)
-        self._vg = _AheadOfTime(jax.value_and_grad(fast_total))
-        self._hess = _AheadOfTime(self._hessian_fn())
+        opts = compiler_options(self.device.platform, self._chunk_elements())
+        self._f = jax.jit(fast_total, compiler_options=opts)
+        self._vg = _AheadOfTime(jax.value_and_grad(fast_total), opts)
+        self._hess = _AheadOfTime(self._hessian_fn(), opts)
         self._per_person = jax.jit(chunked_map(lik.per_person, self.chunks, self._shared))
-        self._scores = _AheadOfTime(chunked_map(self._score_fn(), self.chunks, self._shared))
+        self._scores = _AheadOfTime(chunked_map(self._score_fn(), self.chunks, self._shared), opts)
         self._choice_ll = (
-            _AheadOfTime(chunked_sum(lik.choice_only, self.chunks, self._shared)) if lik.choice is not None else None
+            _AheadOfTime(chunked_sum(lik.choice_only, self.chunks, self._shared), opts)
+            if lik.choice is not None
+            else None
         )
         self._compiled: set[str] = set()
         self._components = self._component_grads = self._posterior = None  # compiled on first use
         self._row_probs = self._indicator_probs = None
+
+    def _chunk_elements(self) -> float:
+        """The likelihood's elementwise work (people x draws x widest component) per device and chunk."""
+        return self._built.elements / (self.chunks.count * self.chunks.shards)
 
     def _hessian_fn(self):
         """Exact Hessian as Hessian-vector products (forward over reverse), a batch of columns at a time.
@@ -114,7 +136,7 @@ class Model:
         """
         grad = jax.grad(self._total)
         n_params = len(self._layout.free)
-        per_chunk = self._built.elements / (self.chunks.count * self.chunks.shards)
+        per_chunk = self._chunk_elements()
         batch = int(np.clip(HESSIAN_BATCH_ELEMENTS // max(per_chunk, 1), 1, max(n_params, 1)))
         if all(d.platform == "cpu" for d in self.placement.devices):
             batch = 1
@@ -509,8 +531,8 @@ class _AheadOfTime:
     set of draws of a different size).
     """
 
-    def __init__(self, fn) -> None:
-        self.jitted = jax.jit(fn)
+    def __init__(self, fn, compiler_options: dict | None = None) -> None:
+        self.jitted = jax.jit(fn, compiler_options=compiler_options)
         self.executable = None
 
     def compile(self, *args) -> None:
