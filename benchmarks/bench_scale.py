@@ -81,7 +81,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     add_schedule_option(ap)
     args = ap.parse_args()
-    apply_schedule(args.schedule)
+    apply_schedule(args)
     precisions = [p for p in args.precisions.split(",") if p]
     counts = device_counts(args.devices)
     out = {

@@ -29,12 +29,16 @@ def add_schedule_option(ap: argparse.ArgumentParser) -> None:
         choices=["concurrent", "serial"],
         help="GPU kernel order in the CUDA graph: gradfit's default (concurrent) or XLA's (serial)",
     )
+    ap.add_argument("--xla", action="append", default=[], metavar="KEY=VALUE", help="more XLA options on GPUs")
 
 
-def apply_schedule(name: str) -> None:
-    """Before building a model: 'serial' drops gradfit's GPU compiler options (gradfit.model)."""
-    if name == "serial":
-        gradfit.model.GPU_COMPILER_OPTIONS = None
+def apply_schedule(args: argparse.Namespace) -> None:
+    """Before building a model: 'serial' drops gradfit's GPU compiler options (gradfit.model); --xla adds."""
+    extra = dict(item.split("=", 1) for item in args.xla)
+    if args.schedule == "serial":
+        gradfit.model.GPU_COMPILER_OPTIONS = extra or None
+    else:
+        gradfit.model.GPU_COMPILER_OPTIONS = {**gradfit.model.GPU_COMPILER_OPTIONS, **extra}
 
 
 def timed(fn, repeat: int) -> tuple[float, float]:
@@ -58,7 +62,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     add_schedule_option(ap)
     args = ap.parse_args()
-    apply_schedule(args.schedule)
+    apply_schedule(args)
 
     sim = seed_model(n_people=args.people, n_draws=args.draws)
     spec = dict(sim.spec)

@@ -47,6 +47,17 @@ def timeline(device: list[dict], host: list[dict], calls: int) -> None:
         print(f"{ts:9.1f} {dur:8.1f} {where} {name[:90]}")
 
 
+def _busy(events: list[dict]) -> float:
+    """Microseconds during which at least one of the events runs (kernels may overlap)."""
+    total, end = 0.0, -np.inf
+    for ev in sorted(events, key=lambda e: e["ts"]):
+        start, stop = ev["ts"], ev["ts"] + ev["dur"]
+        if stop > end:
+            total += stop - max(start, end)
+            end = stop
+    return total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -85,6 +96,14 @@ def main() -> None:
     span = (events[-1]["ts"] + events[-1]["dur"] - events[0]["ts"]) / args.calls if events else 0.0
     n = len(events) / args.calls
     print(f"{n:.1f} device events per call; kernel time {total:.1f} us per call; span {span:.1f} us")
+    if n == int(n):  # the calls are synchronised, so each call's kernels are consecutive in time
+        per_call = [events[c * int(n) : (c + 1) * int(n)] for c in range(args.calls)]
+        spans = [ev[-1]["ts"] + ev[-1]["dur"] - ev[0]["ts"] for ev in per_call]
+        busy = [_busy(ev) for ev in per_call]
+        print(
+            f"one call, first kernel start to last kernel end: median {np.median(spans):.1f} us; "
+            f"device busy (any kernel running) {np.median(busy):.1f} us"
+        )
     rows = sorted(per_name.items(), key=lambda kv: -sum(kv[1]))
     print(f"{'us/call':>8} {'count':>6}  kernel")
     for name, durs in rows[:40]:

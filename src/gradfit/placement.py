@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -138,8 +137,12 @@ class Placement:
         return float(min(frees))
 
     def vector(self, x, dtype) -> jax.Array:
-        """A parameter vector, replicated on every device."""
-        return jax.device_put(jnp.asarray(x, dtype), self._shardings[1])
+        """A parameter vector, replicated on every device.
+
+        A host vector goes straight to its devices: through jnp.asarray it would first be copied to the
+        default device (H100 VM: 0.30 against 0.25 ms per optimiser step; benchmarks/step_cost.py)."""
+        x = x.astype(dtype) if isinstance(x, jax.Array) else np.asarray(x, dtype)
+        return jax.device_put(x, self._shardings[1])
 
 
 def available_ram() -> float:

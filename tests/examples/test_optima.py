@@ -92,11 +92,15 @@ def test_box_trust_bfgs_ends_where_biogeme_ends_from_the_example_start(classic):
     assert fit.converged
     assert fit.loglikelihood == pytest.approx(path["final_loglikelihood"], abs=0.001)
     table = fit.estimates
+    # Within one unit of the printed digit, not half: both optimisers stop at a gradient tolerance, a little
+    # short of the optimum or past it. ASC_CAR, say: Biogeme printed 0.842, the optimum (Newton to a 1e-10
+    # relative gradient) is 0.842575, and where box_trust_bfgs stops moves by ~5e-5 with the order in which
+    # the people's terms are summed (one device or two).
     for name, printed in path["estimates"].items():
         ours = (table.loc[name, "value"], table.loc[name, "std_err"], table.loc[name, "robust_std_err"])
         for value, shown in zip(ours, printed, strict=True):
             unit = 10.0 ** (np.floor(np.log10(abs(shown))) - 2)  # one unit of the third significant digit
-            assert abs(value - shown) <= 0.6 * unit, (name, ours, printed)
+            assert abs(value - shown) <= unit, (name, ours, printed)
 
 
 def _simulation_sd(model: gradfit.Model, params: dict[str, float], draws: int, seeds: range) -> float:
