@@ -53,7 +53,7 @@ class IndicatorGroup:
     fused: bool = False
     n_levels: tuple[int, ...] = ()  # response levels of each indicator (discrete kinds; 0 for normal ones)
     # Person-level ordered-logit groups through the Pallas kernels of gradfit.kernels.ordered (Likelihood.
-    # with_kernels: one GPU, float64 work): None (XLA), "gpu", or "interpret" (the kernels run anywhere; tests).
+    # with_kernels: GPUs, float64 work): None (XLA), "gpu", or "interpret" (the kernels run anywhere; tests).
     kernel: str | None = None
 
     def _thresholds(self, v: Values) -> jnp.ndarray:
