@@ -33,6 +33,10 @@ def small():
         data.loc[np.isin(person, silent), col] = np.nan
     data = data[~((data["id"] == 2) & (data["task"] == 3))]  # a person with fewer rows: padding rows
     spec = dict(sim.spec)
+    # one indicator loads on both latent variables: the kernel's reverse pass sums 2 loadings for it, 1 for others
+    spec["indicators"] = {**spec["indicators"]}
+    spec["indicators"]["I12"] = {**spec["indicators"]["I12"], "loadings": {"LV1": "lam_I12", "LV2": "lam_I12_LV2"}}
+    spec["parameters"] = {**spec["parameters"], "lam_I12_LV2": 0.3}
     choice = dict(spec["choice"])
     data["a2_on"] = (data["task"] != 2).astype(int)
     data.loc[(data["a2_on"] == 0) & (data["choice"] == 2), "choice"] = 1

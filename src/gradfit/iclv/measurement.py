@@ -55,6 +55,7 @@ class IndicatorGroup:
     # Person-level ordered-logit groups through the Pallas kernels of gradfit.kernels.ordered (Likelihood.
     # with_kernels: GPUs, float64 work): None (XLA), "gpu", or "interpret" (the kernels run anywhere; tests).
     kernel: str | None = None
+    loads: tuple[tuple[int, ...], ...] = ()  # per indicator, the latent variables it loads on (the kernel's sums)
 
     def _thresholds(self, v: Values) -> jnp.ndarray:
         """(K, cuts) each indicator's thresholds."""
@@ -127,7 +128,9 @@ class IndicatorGroup:
         lo, hi = self._answer_thresholds(v, a)
         lower, upper = a["obs"] & a["has_lo"], a["obs"] & a["has_hi"]
         intercept, lam = v.ext[self.intercept_index], v.ext[self.loading_index]
-        total = ordered_logit_person(eta, intercept, lam, inv, lo, hi, lower, upper, self.kernel == "interpret")
+        total = ordered_logit_person(
+            eta, intercept, lam, inv, lo, hi, lower, upper, self.kernel == "interpret", self.loads or None
+        )
         both = lower & upper  # the draw-free term log(1 - exp(a - b)) of answers with two finite thresholds
         gap = jnp.where(both, (lo - hi) * inv, -1.0)
         return total + jnp.where(both, log1mexp(gap), 0.0).sum(axis=(1, 2))[:, None]
@@ -297,6 +300,7 @@ def build_measurement(
                 intercept_index=coefs.indices([i.intercept for _, i in members]),
                 scale_index=coefs.indices([i.scale for _, i in members]),
                 loading_index=loading_index,
+                loads=tuple(tuple(lv_names.index(lv) for lv in ind.loadings) for _, ind in members),
                 threshold_index=th_index,
                 threshold_map=th_map,
                 key=key,

@@ -17,12 +17,16 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
 from gradfit.kernels._blocks import Block, block_for, padding, pow2_padding
 
-SUMS = 4  # per person and indicator: sum of g*d_a, g*d_b, g_mu, (g*d_a + g*d_b) * mu; then L sums of g_mu * eta
+# Per person and indicator: sum of g*d_a, g*d_b, g_mu, (g*d_a + g*d_b) * mu; then, for each latent variable the
+# indicator loads on (at most M per indicator), the sum of g_mu * eta: the loadings' gradients. Sums for the
+# latent variables an indicator does not load on would be thrown away (5 of the seed model's 9 sums).
+SUMS = 4
 
 
 def _indicator(k, etas, refs):
@@ -62,8 +66,8 @@ def _forward_kernel(n_ind, eta_ref, *refs):
     out_ref[...] = -(linear + jnp.log(product))
 
 
-def _backward_kernel(n_ind, eta_ref, *refs):
-    *refs, g_ref, d_eta_ref, sums_ref = refs
+def _backward_kernel(n_ind, n_sel, eta_ref, *refs):
+    *refs, sel_ref, g_ref, d_eta_ref, sums_ref = refs
     inv_ref, lam_ref = refs[2], refs[1]
     n_lv = eta_ref.shape[0]
     etas = [eta_ref[lv] for lv in range(n_lv)]
@@ -75,7 +79,13 @@ def _backward_kernel(n_ind, eta_ref, *refs):
         ga = -lower * jnp.where(a >= 0, 1.0, e_a) / (1.0 + e_a) * g
         gb = upper * jnp.where(b >= 0, e_b, 1.0) / (1.0 + e_b) * g
         g_mu = -(ga + gb) * inv_ref[k]
-        parts = [ga, gb, g_mu, (ga + gb) * mu] + [g_mu * e for e in etas]
+        parts = [ga, gb, g_mu, (ga + gb) * mu]
+        for m in range(n_sel):  # the latent variables indicator k loads on
+            lv = sel_ref[k * n_sel + m]
+            chosen = etas[0]
+            for other in range(1, n_lv):
+                chosen = jnp.where(lv == other, etas[other], chosen)
+            parts.append(g_mu * chosen)
         for q, part in enumerate(parts):  # per person: summed over the block's draws, (people, 1)
             sums_ref[0, q, :, pl.ds(k, 1)] = jnp.sum(part, axis=1, keepdims=True)
         return tuple(d + g_mu * lam_ref[k * n_lv + lv] for lv, d in enumerate(d_eta))
@@ -109,13 +119,27 @@ def _specs(n_lv: int, kp: int, params: tuple[int, ...], blk: Block):
     return eta, whole, person, pl.BlockSpec(block, lambda i, j: (i, j))
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(8,))
-def ordered_logit_person(eta, intercept, lam, inv, lo, hi, lower, upper, interpret=False):
+@partial(jax.custom_vjp, nondiff_argnums=(8, 9))
+def ordered_logit_person(eta, intercept, lam, inv, lo, hi, lower, upper, interpret=False, loads=None):
     """(N, R) per-draw sum over the group's indicators of log P(answer) less its draw-free part, as
     `core.logprob.ordered_loglik` computes it: eta (N, R, L); intercept, inv = 1/sigma (K,); lam (K, L);
     lo, hi the thresholds around each answer and lower, upper its masks (observed and not at an open end),
-    (N, 1, K) each."""
+    (N, 1, K) each. loads: per indicator, the latent variables it loads on (lam is 0 elsewhere, and its
+    gradient there is not computed); None: all of them."""
     return _forward(eta, intercept, lam, inv, lo, hi, lower, upper, interpret)
+
+
+def _selection(loads, n_ind: int, n_lv: int) -> tuple[np.ndarray, np.ndarray]:
+    """(K * M,) the latent variable of each indicator's m-th loading (padded with its first), and (M, K, L) the
+    0/1 map from those sums back to lam's gradient (0 on the padding)."""
+    loads = [tuple(range(n_lv))] * n_ind if loads is None else [tuple(x) or (0,) for x in loads]
+    n_sel = max(len(x) for x in loads)
+    sel = np.array([[x[min(m, len(x) - 1)] for m in range(n_sel)] for x in loads], dtype=np.int32)
+    onehot = np.zeros((n_sel, n_ind, n_lv))
+    for k, x in enumerate(loads):
+        for m, lv in enumerate(x):
+            onehot[m, k, lv] = 1.0
+    return sel.reshape(-1), onehot
 
 
 def _forward(eta, intercept, lam, inv, lo, hi, lower, upper, interpret, keep=False):
@@ -138,24 +162,26 @@ def _forward(eta, intercept, lam, inv, lo, hi, lower, upper, interpret, keep=Fal
     return (ll[:n, :r], laid_out) if keep else ll[:n, :r]
 
 
-def _fwd(eta, intercept, lam, inv, lo, hi, lower, upper, interpret):
+def _fwd(eta, intercept, lam, inv, lo, hi, lower, upper, interpret, loads):
     out, laid_out = _forward(eta, intercept, lam, inv, lo, hi, lower, upper, interpret, keep=True)
     return out, (eta.shape, intercept, lam, inv, lo, hi, laid_out)  # the padded arrays, not laid out twice
 
 
-def _bwd(interpret, res, g):
+def _bwd(interpret, loads, res, g):
     (n, r, n_lv), intercept, lam, inv, lo, hi, laid_out = res
     n_ind = intercept.shape[0]
+    sel, onehot = _selection(loads, n_ind, n_lv)
     eta_t, lo_p, hi_p, lw_p, up_p, (pn, pr), blk = laid_out
     kp = lo_p.shape[1]
     g_p = jnp.pad(g.astype(eta_t.dtype), ((0, pn), (0, pr)))  # padded draws and people: cotangent 0
     eta_spec, whole, person, blocked = _specs(n_lv, kp, (n_ind, n_ind * n_lv, n_ind), blk)
     grid = (eta_t.shape[1] // blk.people, eta_t.shape[2] // blk.draws)
-    n_sums = SUMS + n_lv
+    n_sel = onehot.shape[0]
+    n_sums = SUMS + n_sel
     d_eta_t, sums = pl.pallas_call(
-        partial(_backward_kernel, n_ind),
+        partial(_backward_kernel, n_ind, n_sel),
         grid=grid,
-        in_specs=[eta_spec, *whole, person, person, person, person, blocked],
+        in_specs=[eta_spec, *whole, *[person] * 4, pl.BlockSpec((sel.size,), lambda i, j: (0,)), blocked],
         out_specs=[eta_spec, pl.BlockSpec((1, n_sums, blk.people, kp), lambda i, j: (j, 0, i, 0))],
         out_shape=[
             jax.ShapeDtypeStruct(eta_t.shape, eta_t.dtype),
@@ -163,13 +189,13 @@ def _bwd(interpret, res, g):
         ],
         interpret=interpret,
         compiler_params=None if interpret else plgpu.CompilerParams(num_warps=blk.warps),
-    )(eta_t, intercept, lam.reshape(-1), inv, lo_p, hi_p, lw_p, up_p, g_p)
+    )(eta_t, intercept, lam.reshape(-1), inv, lo_p, hi_p, lw_p, up_p, jnp.asarray(sel), g_p)
     d_eta = jnp.moveaxis(d_eta_t[:, :n, :r], 0, -1)
     s = sums.sum(axis=0)[:, :n, :n_ind]  # (sums, N, K): over the draw blocks
     s_a, s_b, s_mu, s_amu, s_eta = s[0], s[1], s[2], s[3], s[SUMS:]
     lo1, hi1 = lo.reshape(n, n_ind), hi.reshape(n, n_ind)
     d_inv = (lo1 * s_a + hi1 * s_b - s_amu).sum(axis=0)  # a = (lo - mu) inv: d/dinv = ga (lo - mu) + gb (hi - mu)
-    d_lam = jnp.moveaxis(s_eta.sum(axis=1), 0, -1)  # (K, L)
+    d_lam = jnp.einsum("mk,mkl->kl", s_eta.sum(axis=1), onehot.astype(s_eta.dtype))  # (K, L)
     d_lo = (s_a * inv).reshape(lo.shape)
     d_hi = (s_b * inv).reshape(hi.shape)
     return d_eta, s_mu.sum(axis=0), d_lam, d_inv, d_lo, d_hi, None, None
