@@ -16,8 +16,11 @@ Compiling a model's likelihood takes seconds, so models are session fixtures sha
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 import jax
@@ -50,6 +53,15 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     if _CACHE_DIR is not None:
         shutil.rmtree(_CACHE_DIR, ignore_errors=True)
+
+
+def run_on_cpu_devices(code: str, count: int) -> dict:
+    """Run `code` in a fresh Python process whose JAX has `count` CPU devices (the count is fixed when JAX's
+    backend starts, so it cannot change inside this process); returns the JSON its last output line prints."""
+    env = {**os.environ, "GRADFIT_CPU_DEVICES": str(count), "GRADFIT_COMPILATION_CACHE": "0"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def rich_data(seed: int = 20240611) -> pd.DataFrame:

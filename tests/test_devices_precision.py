@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import gradfit
-from conftest import rich_spec
+from conftest import rich_spec, run_on_cpu_devices
 from gradfit.errors import GradfitError
 
 # Runs in a fresh process: JAX's CPU device count is fixed when its backend starts.
@@ -43,11 +39,7 @@ print(json.dumps(out))
 
 
 def test_four_simulated_devices_equal_one_device():
-    env = {**os.environ, "GRADFIT_CPU_DEVICES": "4", "GRADFIT_COMPILATION_CACHE": "0"}
-    code = _FOUR_DEVICES.format(tests=str(Path(__file__).parent))
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_on_cpu_devices(_FOUR_DEVICES.format(tests=str(Path(__file__).parent)), 4)
     assert out["visible"] == 4
     one, four, chunked = out["one"], out["four"], out["four_chunked"]
     assert (one["devices"], four["devices"], chunked["devices"]) == (1, 4, 4)

@@ -4,10 +4,6 @@ the kernels' blocks. On a CPU the kernels run in Pallas' interpreter; on a GPU a
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from dataclasses import replace
 
 import jax
@@ -16,6 +12,7 @@ import numpy as np
 import pytest
 
 import gradfit
+from conftest import run_on_cpu_devices
 from gradfit.iclv.simulate import seed_model
 from gradfit.kernels import _blocks
 
@@ -113,12 +110,7 @@ print(json.dumps(out))
 
 def test_kernels_on_several_devices_equal_one_device():
     """Each device runs the kernels on its own people (Placement.sum_over_people), with and without chunks."""
-    env = {**os.environ, "GRADFIT_CPU_DEVICES": "4", "GRADFIT_COMPILATION_CACHE": "0"}
-    proc = subprocess.run(
-        [sys.executable, "-c", _KERNELS_ON_FOUR_DEVICES], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_on_cpu_devices(_KERNELS_ON_FOUR_DEVICES, 4)
     one = out["one"]
     assert [out[k]["devices"] for k in ("one", "four", "four_chunked")] == [1, 4, 4]
     assert out["four_chunked"]["chunks"] > 1
