@@ -72,15 +72,27 @@ class Placement:
         return NamedSharding(self._mesh, PartitionSpec("people")), NamedSharding(self._mesh, PartitionSpec())
 
     def sum_over_people(self, fn, shared: frozenset[str]):
-        """fn(theta, arrays) -> a sum over the people in `arrays`, run by each device on its own block of people
-        (shard_map) and added across devices (one psum); with one device, fn itself.
+        """fn(theta, arrays) -> a sum over the people in `arrays`, over this placement's devices: per GPU
+        (`per_device_sum`), and through XLA's partitioner on CPUs and on one device (fn itself, given arrays
+        split over the devices).
+
+        GPUs need the per-device form for the Pallas kernels (see per_device_sum). CPUs run no kernels, and
+        JAX 0.11.2 crashes (segmentation fault) running some models' shard_map on several CPU devices (the
+        two-parameter logit of tests/test_bench.py; the same program through the partitioner runs), so CPUs
+        keep the partitioner, about as fast there (seed model, 2 cores, interleaved: 13.3 ms through the
+        partitioner, 13.0 per device; benchmarks/RESULTS.md).
+        """
+        if len(self.devices) == 1 or self.device.platform == "cpu":
+            return fn
+        return self.per_device_sum(fn, shared)
+
+    def per_device_sum(self, fn, shared: frozenset[str]):
+        """fn summed per device over its own block of people (shard_map), the blocks added by one psum.
 
         Written per device rather than left to XLA's partitioner because a Pallas kernel (gradfit.kernels) is
         an opaque call that the partitioner cannot split: inside shard_map each device runs the kernel on its
         own people, so the kernels serve several GPUs as they serve one.
         """
-        if len(self.devices) == 1:
-            return fn
         people = PartitionSpec("people")
 
         def local(theta, arrays):

@@ -99,7 +99,9 @@ for label, est in [("one", {"devices": 1}), ("four", {"devices": "all"}), ("four
     kern = replace(lik, indicators=tuple(replace(g, kernel="interpret") for g in lik.indicators),
                    choice=replace(lik.choice, kernel="interpret"))
     from gradfit.core.chunks import chunked_sum
-    f = chunked_sum(m.placement.sum_over_people(kern.total, m._shared), m.chunks, m._shared)
+    pl = m.placement  # per_device_sum: what several GPUs run (CPUs sum through XLA's partitioner)
+    summed = kern.total if len(pl.devices) == 1 else pl.per_device_sum(kern.total, m._shared)
+    f = chunked_sum(summed, m.chunks, m._shared)
     theta = m._theta({k: 0.9 * v + 0.05 for k, v in m.start_params.items()})
     v, g = jax.jit(jax.value_and_grad(f))(theta, m._arrays)
     out[label] = {"devices": len(m.placement.devices), "chunks": m.chunks.count, "ll": float(v),
@@ -109,7 +111,7 @@ print(json.dumps(out))
 
 
 def test_kernels_on_several_devices_equal_one_device():
-    """Each device runs the kernels on its own people (Placement.sum_over_people), with and without chunks."""
+    """Each device runs the kernels on its own people (Placement.per_device_sum), with and without chunks."""
     out = run_on_cpu_devices(_KERNELS_ON_FOUR_DEVICES, 4)
     one = out["one"]
     assert [out[k]["devices"] for k in ("one", "four", "four_chunked")] == [1, 4, 4]
