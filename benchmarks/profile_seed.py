@@ -65,6 +65,7 @@ def main() -> None:
     ap.add_argument("--people", type=int, default=326)
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--timeline", action="store_true", help="print the last call's host and device events")
+    ap.add_argument("--kernels", action="store_true", help="print the last call's kernels in start order")
     args = ap.parse_args()
 
     sim = seed_model(n_people=args.people, n_draws=args.draws)
@@ -76,7 +77,7 @@ def main() -> None:
         return model._vg(theta, arrays)
 
     jax.block_until_ready(call())
-    hlo = model._vg.jitted.lower(theta, arrays).compile().as_text()
+    hlo = model._vg.lower(theta, arrays).compile().as_text()
     print(f"device {model.device.device_kind}; jax {jax.__version__}")
     print(f"synchronised {sync_ms(call, 500):.3f} ms; back to back {pipelined_ms(call, 500):.3f} ms per call")
     print(f"HLO: {hlo.count(' fusion(')} fusions, {hlo.count('custom-call(')} custom calls in the entry")
@@ -114,6 +115,12 @@ def main() -> None:
     print(f"median gap between kernels {np.median(gaps):.2f} us, mean {np.mean(gaps):.2f} us")
     if args.timeline:
         timeline(events, host, args.calls)
+    if args.kernels and n == int(n):
+        last = per_call[-1]
+        print(f"{'start':>7} {'end':>7} {'us':>6}  kernel (last call, microseconds from its first kernel)")
+        for ev in last:
+            t = ev["ts"] - last[0]["ts"]
+            print(f"{t:7.1f} {t + ev['dur']:7.1f} {ev['dur']:6.1f}  {ev['name'][:100]}")
 
 
 if __name__ == "__main__":

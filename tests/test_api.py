@@ -256,3 +256,36 @@ def test_gpu_compiler_options_are_valid_xla_options_and_apply_to_small_gpu_probl
     assert model_module.compiler_options("gpu", 326 * 100 * 54) is opts  # the seed model
     assert model_module.compiler_options("gpu", limit + 1) is None
     assert model_module.compiler_options("cpu", 326 * 100 * 54) is None
+
+
+def test_programs_with_the_arrays_bound_as_constants_agree_and_take_theta_alone():
+    """_AheadOfTime with bound arrays (what one GPU runs for small models, model.BIND_MAX_BYTES): a call given
+    those arrays runs a program whose only argument is theta, with the same value and gradient as the general
+    program; any other arrays (here a copy, as value_and_grad_with_draws passes) take the general program."""
+    import jax
+
+    from gradfit import model as model_module
+
+    sim = seed_model(n_people=40, n_tasks=3, n_latent=2, per_latent=3, n_draws=20)
+    spec = dict(sim.spec)
+    spec["estimation"] = {**spec["estimation"], "device": "cpu", "devices": 1}
+    model = gradfit.Model(spec, data=sim.data)
+    assert not model._bind_arrays()  # CPUs keep the arrays as arguments
+    arrays, theta = model._arrays, model._theta(None)
+    fn = jax.value_and_grad(model._total)
+    bound = model_module._AheadOfTime(fn, None, arrays)
+    general = model_module._AheadOfTime(fn, None)
+    n_args = [len(jax.tree_util.tree_leaves(f.lower(theta, arrays).args_info)) for f in (bound, general)]
+    assert n_args == [1, 1 + len(jax.tree_util.tree_leaves(arrays))]
+    v0, g0 = general(theta, arrays)
+    for compiled in (False, True):
+        if compiled:
+            bound.compile(theta, arrays)
+            assert bound._bound_executable is not None and bound.executable is None
+        v1, g1 = bound(theta, arrays)
+        np.testing.assert_allclose(float(v1), float(v0), rtol=1e-13)
+        np.testing.assert_allclose(np.asarray(g1), np.asarray(g0), rtol=1e-11, atol=1e-11)
+    copy = jax.tree_util.tree_map(lambda x: x + 0, arrays)
+    other = jax.tree_util.tree_map(lambda x: x * 0 if x.dtype.kind == "f" and x.ndim == 3 else x, arrays)
+    np.testing.assert_allclose(float(bound(theta, copy)[0]), float(v0), rtol=1e-13)
+    assert float(bound(theta, other)[0]) != float(v0)  # the arrays it is given, not the bound ones

@@ -120,7 +120,7 @@ def test_peak_work_memory_follows_the_chunk_not_the_people():
             spec = dict(sim.spec)
             spec["estimation"] = {**spec["estimation"], "chunk_size": size, "device": "cpu", "devices": 1}
             model = gradfit.Model(spec, data=sim.data)
-            compiled = model._vg.jitted.lower(model._theta(None), model._arrays).compile()
+            compiled = model._vg.lower(model._theta(None), model._arrays).compile()
             temp[n, size] = compiled.memory_analysis().temp_size_in_bytes
     assert temp[1600, "auto"] > 3.5 * temp[400, "auto"]
     assert temp[1600, 50] < 1.1 * temp[400, 50]

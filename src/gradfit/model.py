@@ -60,6 +60,15 @@ CONCURRENT_MAX_ELEMENTS = 100_000_000
 GPU_COMPILER_OPTIONS = {"xla_gpu_command_buffer_scheduling_mode": "CONCURRENT"}
 
 
+# On one GPU, the value and the value+gradient of a model whose arrays take at most BIND_MAX_BYTES are compiled
+# with the arrays as constants of the program rather than as its arguments. A call then hands XLA one argument
+# instead of one per array (15 for the seed model), and XLA computes once, while compiling, what depends on the
+# data alone (transposes, pads and masks that the kernels want; 8 of the seed gradient's 67 kernels). H100, seed
+# model, interleaved: 0.277 -> 0.244 ms (benchmarks/RESULTS.md). Larger arrays stay arguments: folding them costs
+# compile time, and a copy of them would live in the program.
+BIND_MAX_BYTES = 16 << 20
+
+
 def compiler_options(platform: str, chunk_elements: float) -> dict | None:
     """XLA options for a model's optimiser programs: GPU_COMPILER_OPTIONS on a GPU for small problems."""
     return GPU_COMPILER_OPTIONS if platform == "gpu" and chunk_elements <= CONCURRENT_MAX_ELEMENTS else None
@@ -107,8 +116,9 @@ class Model:
         fast = lik.with_kernels(self.device.platform, self.work_dtype)
         fast_total = chunked_sum(self.placement.sum_over_people(fast.total, self._shared), self.chunks, self._shared)
         opts = compiler_options(self.device.platform, self._chunk_elements())
-        self._f = jax.jit(fast_total, compiler_options=opts)
-        self._vg = _AheadOfTime(jax.value_and_grad(fast_total), opts)
+        bound = self._arrays if self._bind_arrays() else None
+        self._f = _AheadOfTime(fast_total, opts, bound)
+        self._vg = _AheadOfTime(jax.value_and_grad(fast_total), opts, bound)
         self._hess = _AheadOfTime(self._hessian_fn(), opts)
         self._per_person = jax.jit(chunked_map(lik.per_person, self.chunks, self._shared))
         self._scores = _AheadOfTime(chunked_map(self._score_fn(), self.chunks, self._shared), opts)
@@ -120,6 +130,12 @@ class Model:
         self._compiled: set[str] = set()
         self._components = self._component_grads = self._posterior = None  # compiled on first use
         self._row_probs = self._indicator_probs = None
+
+    def _bind_arrays(self) -> bool:
+        """Whether the per-iteration programs take the arrays as constants (see BIND_MAX_BYTES)."""
+        if len(self.placement.devices) != 1 or self.device.platform != "gpu" or self.chunks.count != 1:
+            return False
+        return sum(x.nbytes for x in jax.tree_util.tree_leaves(self._arrays)) <= BIND_MAX_BYTES
 
     def _chunk_elements(self) -> float:
         """The likelihood's elementwise work (people x draws x widest component) per device and chunk."""
@@ -526,25 +542,41 @@ class _Background:
 
 
 class _AheadOfTime:
-    """A jitted function that can be compiled for given arguments without running it.
+    """A jitted function of (theta, arrays) that can be compiled for given arguments without running it.
 
     Calls go to the compiled executable when one exists and the arguments match it (shapes, dtypes,
     placement), otherwise to the jitted function, which compiles for what it is given as usual (e.g. another
-    set of draws of a different size).
+    set of draws of a different size). With `bound` arrays, calls given exactly those arrays (the same object)
+    run a program that holds them as constants and takes theta alone (see BIND_MAX_BYTES); other arrays take
+    the general program.
     """
 
-    def __init__(self, fn, compiler_options: dict | None = None) -> None:
+    def __init__(self, fn, compiler_options: dict | None = None, bound: dict | None = None) -> None:
         self.jitted = jax.jit(fn, compiler_options=compiler_options)
         self.executable = None
+        self._bound = bound
+        self._bound_jitted = (
+            None if bound is None else jax.jit(lambda theta: fn(theta, bound), compiler_options=compiler_options)
+        )
+        self._bound_executable = None
 
-    def compile(self, *args) -> None:
-        if self.executable is None:
-            self.executable = self.jitted.lower(*args).compile()
+    def lower(self, theta, arrays):
+        """The lowered program that a call with these arguments runs."""
+        return self._bound_jitted.lower(theta) if arrays is self._bound else self.jitted.lower(theta, arrays)
 
-    def __call__(self, *args):
-        if self.executable is not None:
+    def compile(self, theta, arrays) -> None:
+        if arrays is self._bound:
+            if self._bound_executable is None:
+                self._bound_executable = self.lower(theta, arrays).compile()
+        elif self.executable is None:
+            self.executable = self.lower(theta, arrays).compile()
+
+    def __call__(self, theta, arrays):
+        bound = arrays is self._bound
+        executable = self._bound_executable if bound else self.executable
+        if executable is not None:
             try:
-                return self.executable(*args)
+                return executable(theta) if bound else executable(theta, arrays)
             except TypeError:  # the executable checks its arguments' types before running anything
                 pass
-        return self.jitted(*args)
+        return self._bound_jitted(theta) if bound else self.jitted(theta, arrays)
