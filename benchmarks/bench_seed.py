@@ -1,7 +1,7 @@
 """Opt-in benchmark: value+gradient and a full fit of the seed-sized ICLV model (326 x 18, 5 LVs, 197 params).
 
     python benchmarks/bench_seed.py --device cpu|gpu [--draws 100] [--repeat 50] [--no-fit] [--json FILE]
-        [--schedule concurrent|serial]
+        [--schedule concurrent|serial] [--bind auto|off]
 
 Timings are medians after warm-up (compilation is timed separately); device work is synchronised with
 block_until_ready before the clock is read.
@@ -30,11 +30,20 @@ def add_schedule_option(ap: argparse.ArgumentParser) -> None:
         help="GPU kernel order in the CUDA graph: gradfit's default (concurrent) or XLA's (serial)",
     )
     ap.add_argument("--xla", action="append", default=[], metavar="KEY=VALUE", help="more XLA options on GPUs")
+    ap.add_argument(
+        "--bind",
+        default="auto",
+        choices=["auto", "off"],
+        help="the arrays as constants of the program on one GPU (gradfit's default, model.BIND_MAX_BYTES) or off",
+    )
 
 
 def apply_schedule(args: argparse.Namespace) -> None:
-    """Before building a model: 'serial' drops gradfit's GPU compiler options (gradfit.model); --xla adds."""
+    """Before building a model: 'serial' drops gradfit's GPU compiler options (gradfit.model); --xla adds;
+    --bind off keeps the arrays as the programs' arguments."""
     extra = dict(item.split("=", 1) for item in args.xla)
+    if args.bind == "off":
+        gradfit.model.BIND_MAX_BYTES = -1
     if args.schedule == "serial":
         gradfit.model.GPU_COMPILER_OPTIONS = extra or None
     else:
