@@ -89,3 +89,25 @@ def test_compilation_cache_folder(tmp_path, setting):
     expected = {"0": "None", "DIR": str(tmp_path / "mine"), None: str(tmp_path / "xdg" / "gradfit" / "jax")}
     assert out.stdout.strip() == expected[setting]
     assert (setting == "0") != Path(expected[setting]).is_dir()
+
+
+def test_per_device_sum_of_a_logit_without_latent_terms_matches_one_device(mnl_frame):
+    """Placement.per_device_sum (what several GPUs run) on a logit whose utilities use no latent variable:
+    its latent part has no terms, which once meant an empty gather that JAX 0.11.2 crashed on under shard_map
+    (iclv.choice builds zeros instead)."""
+    import gradfit
+    from conftest import mnl_spec
+
+    devices = jax.devices("cpu")
+    if len(devices) < 2:
+        pytest.skip(f"needs 2 CPU devices, JAX has {len(devices)}")
+    spec = mnl_spec()
+    spec["estimation"] = {"device": "cpu", "devices": 2}
+    model = gradfit.Model(spec, data=mnl_frame)
+    assert model._built.likelihood.choice.c_coef.size == 0
+    lik, placement = model._likelihood, model.placement
+    theta = placement.vector(np.array([0.3, -0.7]), jnp.float64)
+    v1, g1 = jax.jit(jax.value_and_grad(placement.per_device_sum(lik.total, model._shared)))(theta, model._arrays)
+    v0, g0 = _reference(model, np.array([0.3, -0.7]))
+    assert float(v1) == pytest.approx(float(v0), rel=1e-13)
+    np.testing.assert_allclose(g1, g0, rtol=1e-12)

@@ -76,11 +76,11 @@ class Placement:
         (`per_device_sum`), and through XLA's partitioner on CPUs and on one device (fn itself, given arrays
         split over the devices).
 
-        GPUs need the per-device form for the Pallas kernels (see per_device_sum). CPUs run no kernels, and
-        JAX 0.11.2 crashes (segmentation fault) running some models' shard_map on several CPU devices (the
-        two-parameter logit of tests/test_bench.py; the same program through the partitioner runs), so CPUs
-        keep the partitioner, about as fast there (seed model, 2 cores, interleaved: 13.3 ms through the
-        partitioner, 13.0 per device; benchmarks/RESULTS.md).
+        GPUs need the per-device form for the Pallas kernels (see per_device_sum). CPUs run no kernels and keep
+        the partitioner, their long-tested path and about as fast (seed model, 2 cores, interleaved: 13.3 ms
+        through the partitioner, 13.0 per device; benchmarks/RESULTS.md). The per-device form on CPUs is how
+        a JAX 0.11.2 crash came to light: an empty gather under shard_map (a logit without latent variables in
+        its utilities; iclv.choice no longer builds it).
         """
         if len(self.devices) == 1 or self.device.platform == "cpu":
             return fn

@@ -44,12 +44,24 @@ class Choice:
     kernel: str | None = None
 
     def _data_and_latent(self, v: Values, eta: jnp.ndarray, arrays: dict) -> tuple[jnp.ndarray, jnp.ndarray]:
-        """The two linear parts: data terms (N, T, J) and latent-variable terms (N, R, J)."""
+        """The two linear parts: data terms (N, T, J) and latent-variable terms (N, R, J).
+
+        A part without terms is zeros rather than an empty gather: JAX 0.11.2's CPU backend crashes
+        (segmentation fault) on the empty gather of a logit without latent variables in its utilities when
+        it runs under shard_map on several devices.
+        """
         dt = v.ext.dtype
-        w = v.ext[self.x_coef].prod(axis=-1) * jnp.asarray(self.x_factor, dt)
-        v_data = arrays["X"] @ (w[:, None] * jnp.asarray(self.x_target, dt))
-        g = v.ext[self.c_coef].prod(axis=-1) * jnp.asarray(self.c_factor, dt)
-        c = (g[:, None, None] * jnp.asarray(self.c_target, dt)).sum(axis=0)  # (L, J)
+        n_alt = len(self.alternatives)
+        if len(self.x_coef):
+            w = v.ext[self.x_coef].prod(axis=-1) * jnp.asarray(self.x_factor, dt)
+            v_data = arrays["X"] @ (w[:, None] * jnp.asarray(self.x_target, dt))
+        else:
+            v_data = jnp.zeros((*arrays["mask"].shape, n_alt), dt)
+        if len(self.c_coef):
+            g = v.ext[self.c_coef].prod(axis=-1) * jnp.asarray(self.c_factor, dt)
+            c = (g[:, None, None] * jnp.asarray(self.c_target, dt)).sum(axis=0)  # (L, J)
+        else:
+            c = jnp.zeros((eta.shape[-1], n_alt), dt)
         return v_data, eta @ c
 
     def utility_matrix(self, v: Values, eta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
