@@ -93,7 +93,7 @@ def test_compilation_cache_folder(tmp_path, setting):
 
 def test_per_device_sum_of_a_logit_without_latent_terms_matches_one_device(mnl_frame):
     """Placement.per_device_sum (what several GPUs run) on a logit whose utilities use no latent variable:
-    its latent part has no terms, which once meant an empty gather that JAX 0.11.2 crashed on under shard_map
+    its latent part has no terms, whose empty arrays of parameters JAX 0.11.2 crashed on under shard_map
     (iclv.choice builds zeros instead)."""
     import gradfit
     from conftest import mnl_spec

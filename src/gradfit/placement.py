@@ -79,8 +79,8 @@ class Placement:
         GPUs need the per-device form for the Pallas kernels (see per_device_sum). CPUs run no kernels and keep
         the partitioner, their long-tested path and about as fast (seed model, 2 cores, interleaved: 13.3 ms
         through the partitioner, 13.0 per device; benchmarks/RESULTS.md). The per-device form on CPUs is how
-        a JAX 0.11.2 crash came to light: an empty gather under shard_map (a logit without latent variables in
-        its utilities; iclv.choice no longer builds it).
+        a JAX 0.11.2 crash came to light: empty arrays of parameters under shard_map (a logit without latent
+        variables in its utilities; iclv.choice no longer builds them).
         """
         if len(self.devices) == 1 or self.device.platform == "cpu":
             return fn

@@ -46,9 +46,9 @@ class Choice:
     def _data_and_latent(self, v: Values, eta: jnp.ndarray, arrays: dict) -> tuple[jnp.ndarray, jnp.ndarray]:
         """The two linear parts: data terms (N, T, J) and latent-variable terms (N, R, J).
 
-        A part without terms is zeros rather than an empty gather: JAX 0.11.2's CPU backend crashes
-        (segmentation fault) on the empty gather of a logit without latent variables in its utilities when
-        it runs under shard_map on several devices.
+        A part without terms is zeros rather than computed from empty arrays of parameters: under shard_map
+        on several CPU devices, JAX 0.11.2 crashes (segmentation fault) on those of a logit without latent
+        variables in its utilities (tests/test_placement.py).
         """
         dt = v.ext.dtype
         n_alt = len(self.alternatives)
