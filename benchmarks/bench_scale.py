@@ -26,7 +26,7 @@ import time
 
 import jax
 import numpy as np
-from bench_seed import add_schedule_option, apply_schedule, timed  # (a script's folder is on sys.path)
+from bench_seed import add_program_options, apply_program_options, timed  # (a script's folder is on sys.path)
 
 import gradfit
 from gradfit.iclv.simulate import seed_model
@@ -79,9 +79,9 @@ def main() -> None:
     ap.add_argument("--fit-draws", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--json", default=None)
-    add_schedule_option(ap)
+    add_program_options(ap)
     args = ap.parse_args()
-    apply_schedule(args)
+    apply_program_options(args)
     precisions = [p for p in args.precisions.split(",") if p]
     counts = device_counts(args.devices)
     out = {

@@ -22,7 +22,7 @@ import gradfit
 from gradfit.iclv.simulate import seed_model
 
 
-def add_schedule_option(ap: argparse.ArgumentParser) -> None:
+def add_program_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
         "--schedule",
         default="concurrent",
@@ -38,7 +38,7 @@ def add_schedule_option(ap: argparse.ArgumentParser) -> None:
     )
 
 
-def apply_schedule(args: argparse.Namespace) -> None:
+def apply_program_options(args: argparse.Namespace) -> None:
     """Before building a model: 'serial' drops gradfit's GPU compiler options (gradfit.model); --xla adds;
     --bind off keeps the arrays as the programs' arguments."""
     extra = dict(item.split("=", 1) for item in args.xla)
@@ -69,9 +69,9 @@ def main() -> None:
     ap.add_argument("--precision", default="float64", choices=["float64", "float32"])
     ap.add_argument("--optimizers", default="bfgs", help="comma-separated; empty for none")
     ap.add_argument("--json", default=None)
-    add_schedule_option(ap)
+    add_program_options(ap)
     args = ap.parse_args()
-    apply_schedule(args)
+    apply_program_options(args)
 
     sim = seed_model(n_people=args.people, n_draws=args.draws)
     spec = dict(sim.spec)

@@ -85,7 +85,7 @@ def test_mixed_precision_fit_lands_near_the_float64_optimum(mixed_model, rich_mo
     assert mixed.loglikelihood == pytest.approx(exact.loglikelihood, abs=1e-3)
     # The rich model's random data leave a nearly flat direction (parameters 10 and 12 move together; its
     # Hessian is singular, so there are no standard errors), along which float32 rounding decides where the
-    # fit stops: a few hundredths from the float64 fit on a CPU, 0.14 on an H100. So the distance is measured by what
-    # it costs in float64 LL, which bounds every direction the data do determine (1/2 curvature * d^2).
+    # fit stops: a few hundredths from the float64 fit on a CPU, 0.14 on an H100. So the distance is measured
+    # by what it costs in float64 LL, which bounds every direction the data do determine (1/2 curvature * d^2).
     at_mixed = rich_model.loglikelihood(dict(zip(rich_model.parameter_names, mixed.theta, strict=True)))
     assert exact.loglikelihood - at_mixed == pytest.approx(0.0, abs=1e-4)

@@ -89,6 +89,7 @@ import json
 from dataclasses import replace
 import jax, numpy as np
 import gradfit
+from gradfit.core.chunks import chunked_sum
 from gradfit.iclv.simulate import seed_model
 
 sim = seed_model(n_people=13, n_tasks=3, n_latent=2, per_latent=3, n_draws=9, seed=4)
@@ -98,7 +99,6 @@ for label, est in [("one", {"devices": 1}), ("four", {"devices": "all"}), ("four
     lik = m._built.likelihood
     kern = replace(lik, indicators=tuple(replace(g, kernel="interpret") for g in lik.indicators),
                    choice=replace(lik.choice, kernel="interpret"))
-    from gradfit.core.chunks import chunked_sum
     pl = m.placement  # per_device_sum: what several GPUs run (CPUs sum through XLA's partitioner)
     summed = kern.total if len(pl.devices) == 1 else pl.per_device_sum(kern.total, m._shared)
     f = chunked_sum(summed, m.chunks, m._shared)
