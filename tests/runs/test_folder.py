@@ -90,3 +90,25 @@ def test_history_is_buffered_and_flushed_with_the_checkpoint(tmp_path):
     assert rows()[-1] == "5,-5.0" and "hello" in run.file(LOG).read_text()
     truncate_history(run, after=3)
     assert [r.split(",")[0] for r in rows()] == ["0", "1", "2", "3"]
+
+
+def test_package_versions_name_gradfit_also_from_a_source_tree(monkeypatch):
+    """A run's provenance has gradfit's version also where gradfit runs from a checkout on PYTHONPATH (no
+    installed distribution, as on the GPU machines the benchmarks use)."""
+    from importlib import metadata
+
+    import gradfit
+    from gradfit.runs.record import package_versions
+
+    real = metadata.version
+
+    def version(name):
+        if name == "gradfit":
+            raise metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(metadata, "version", version)
+    out = package_versions()
+    assert out["gradfit"] == gradfit.__version__
+    assert out["numpy"] == real("numpy") and "python" in out
+    assert "no_such_package" not in package_versions(("no_such_package",))

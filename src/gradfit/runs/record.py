@@ -120,5 +120,8 @@ def package_versions(names: Sequence[str] = ("gradfit", "jax", "jaxlib", "numpy"
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            pass
+            if name == "gradfit":  # run from a source tree that is not installed (PYTHONPATH): its own version
+                from gradfit import __version__
+
+                out[name] = __version__
     return out
