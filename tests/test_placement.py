@@ -111,3 +111,18 @@ def test_per_device_sum_of_a_logit_without_latent_terms_matches_one_device(mnl_f
     v0, g0 = _reference(model, np.array([0.3, -0.7]))
     assert float(v1) == pytest.approx(float(v0), rel=1e-13)
     np.testing.assert_allclose(g1, g0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("spin_s", [0.002, 0.0])
+def test_ready_waits_for_every_array_and_returns_the_tree(spin_s, monkeypatch):
+    """runtime.ready: every array of the tree computed when it returns, by spinning or (no spin time left)
+    by blocking; other leaves pass through."""
+    from gradfit import runtime
+
+    monkeypatch.setattr(runtime, "SPIN_S", spin_s)
+    x = jnp.arange(200_000.0)
+    tree = {"a": jax.jit(lambda v: jnp.sort(jnp.sin(v)))(x), "b": (x * 2, 3, "text")}
+    out = runtime.ready(tree)
+    assert out is tree
+    assert tree["a"].is_ready() and tree["b"][0].is_ready()
+    np.testing.assert_array_equal(np.asarray(tree["b"][0]), 2 * np.arange(200_000.0))

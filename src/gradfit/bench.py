@@ -17,6 +17,7 @@ import numpy as np
 from gradfit.errors import GradfitError
 from gradfit.iclv.spec import ModelSpec
 from gradfit.model import Model
+from gradfit.runtime import ready
 
 METHODS = ("fd", "autodiff")
 PRECISIONS = ("float64", "float32", "mixed")
@@ -100,7 +101,7 @@ def _bench_device(model: Model, device: str, methods, repeat: int, fd_repeat: in
     g = np.asarray(g)
     if "autodiff" in methods:
         progress(f"{device}: autodiff gradient x {repeat}")
-        med, iqr = _timed(lambda: jax.block_until_ready(model._vg(theta, arrays)), repeat)
+        med, iqr = _timed(lambda: ready(model._vg(theta, arrays)), repeat)  # waited for as a fit waits
         precision = model.spec.estimation.precision
         out.append(Timing("autodiff", device, name, med, iqr, repeat, compile_vg, 1, precision=precision))
     if "fd" in methods:

@@ -29,6 +29,7 @@ from gradfit.iclv.measurement import level_shares
 from gradfit.iclv.spec import ModelSpec
 from gradfit.io import load_data, read_spec, spec_from_dict
 from gradfit.placement import Placement, select_devices
+from gradfit.runtime import ready
 
 # Functions each optimiser calls before its first iteration; everything else compiles in the background.
 _NEEDED_FIRST = {
@@ -394,9 +395,14 @@ class Model:
             return self.placement.vector(x, self.dtype)
 
         def vg(x):
-            # device_get starts both copies to the host before waiting on either: one wait instead of two
-            # (H100 VM: 0.43 against 0.78 ms per optimiser step on top of the call; benchmarks/step_cost.py).
-            v, g = jax.device_get(self._vg(dev(x), arrays))
+            # Both copies to the host start as soon as the call is queued, the call is waited for by
+            # runtime.ready (a spin, then a block: no thread wake-up on short calls), and device_get then
+            # finds the copies done or nearly so: one wait instead of two (H100 VM: 0.43 against 0.78 ms per
+            # optimiser step on top of the call; benchmarks/step_cost.py, RESULTS.md).
+            out = self._vg(dev(x), arrays)
+            for leaf in out:
+                leaf.copy_to_host_async()
+            v, g = jax.device_get(ready(out))
             return float(v), np.asarray(g, dtype=float)
 
         return Problem(

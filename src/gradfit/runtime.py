@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import time
 from pathlib import Path
 
 import jax
@@ -91,3 +92,22 @@ def tune_allocator() -> bool:
     ok &= libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
     ok &= libc.mallopt(_M_TOP_PAD, 1 << 30)
     return bool(ok)
+
+
+# How long `ready` spins before it blocks. A blocking wait (jax.block_until_ready) puts the thread to sleep
+# until the device's completion event wakes it; on the H100 VM the wake-up alone costs ~20-30 us (a trivial
+# call 74 -> 56 us, the seed model's value+gradient 220 -> 191 us; benchmarks/RESULTS.md). An optimiser waits
+# on every value and gradient, so short waits spin on is_ready() instead; a call still running after SPIN_S
+# is waited for by blocking, so long calls do not keep a core busy.
+SPIN_S = 0.002
+
+
+def ready(tree):
+    """Wait until every JAX array in `tree` is computed (spinning up to SPIN_S, then blocking); returns tree."""
+    leaves = [x for x in jax.tree_util.tree_leaves(tree) if isinstance(x, jax.Array)]
+    deadline = time.perf_counter() + SPIN_S
+    for x in leaves:
+        while not x.is_ready():
+            if time.perf_counter() > deadline:
+                return jax.block_until_ready(tree)
+    return tree
