@@ -78,15 +78,16 @@ ALLOWED = {
     "estimate": {"errors"},
     "io": {"errors", "expr", "iclv"},
     "runtime": set(),
+    "_version": set(),
     "placement": {"errors", "iclv"},
-    "runs": {"errors", "io", "estimate"},
+    "runs": {"errors", "io", "estimate", "_version"},
     "sweep": {"errors", "iclv", "io"},
     "vaep": {"errors"},
     "bilm": {"errors"},
     "train": {"errors", "vaep", "bilm"},
-    "model": {"errors", "core", "iclv", "estimate", "io", "placement"},
+    "model": {"errors", "core", "iclv", "estimate", "io", "placement", "runtime"},
     "diagnose": {"errors", "model"},
-    "bench": {"errors", "iclv", "model"},
+    "bench": {"errors", "iclv", "model", "runtime"},
     "predict": {"errors", "expr", "iclv", "io", "estimate", "model", "runs"},
     "report": {"errors", "expr", "iclv", "io", "estimate", "model", "runs", "sweep", "predict"},
     "cli": {
@@ -106,7 +107,7 @@ ALLOWED = {
         "report",
         "__init__",
     },
-    "__init__": {"errors", "iclv", "estimate", "io", "model", "runtime"},
+    "__init__": {"errors", "iclv", "estimate", "io", "model", "runtime", "_version"},
     "__main__": {"cli"},
 }
 
@@ -137,3 +138,10 @@ def test_imports_follow_the_documented_layers(path):
     assert part in ALLOWED, f"{part!r} is a new part of the package: add it to docs/architecture.md and here"
     wrong = sorted(p for p in _imported_parts(path) - {part} if p not in ALLOWED[part])
     assert not wrong, f"{path.relative_to(SRC)} imports {wrong}, against the layers in docs/architecture.md"
+
+
+def test_the_package_version_is_the_one_pyproject_declares():
+    from gradfit._version import __version__
+
+    declared = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(encoding="utf-8"), flags=re.M)
+    assert declared and declared.group(1) == __version__

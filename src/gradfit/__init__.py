@@ -14,13 +14,12 @@ configure_cpu_devices()
 configure_compilation_cache()
 tune_allocator()
 
+from gradfit._version import __version__  # noqa: E402
 from gradfit.errors import DataError, EstimationError, FormulaError, GradfitError, SpecError  # noqa: E402
 from gradfit.estimate import FitResult  # noqa: E402
 from gradfit.iclv.spec import ModelSpec  # noqa: E402
 from gradfit.io import read_spec  # noqa: E402
 from gradfit.model import Model  # noqa: E402
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DataError",

@@ -1,5 +1,6 @@
 """`gradfit bench`: one gradient of the same model at the same parameters by finite differences and by
-autodiff, on each device, timed after a warm-up; compilation timed separately.
+autodiff, on each device, timed after a warm-up; compilation timed separately. An autodiff gradient is timed
+until it is computed, waited for as the optimisers wait (gradfit.runtime.ready).
 
 Finite differences are done as the user's notes do them: P + 1 evaluations of the (compiled) log-likelihood,
 one forward step per parameter, each a separate call. Compute only; the CLI prints.

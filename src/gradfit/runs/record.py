@@ -19,6 +19,7 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
+from gradfit._version import __version__
 from gradfit.runs.folder import CHECKPOINT, RunFolder
 
 HISTORY = "history.csv"
@@ -121,7 +122,5 @@ def package_versions(names: Sequence[str] = ("gradfit", "jax", "jaxlib", "numpy"
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             if name == "gradfit":  # run from a source tree that is not installed (PYTHONPATH): its own version
-                from gradfit import __version__
-
                 out[name] = __version__
     return out
