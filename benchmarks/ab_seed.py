@@ -1,7 +1,7 @@
 """Opt-in: the seed model's value+gradient under two versions of gradfit, in one process, call by call.
 
     python benchmarks/ab_seed.py base REV [--dir DIR]     # copy git revision REV's gradfit to DIR/gradfit_base
-    python benchmarks/ab_seed.py run [--dir DIR] [--rounds 8] [--calls 300] [--same]
+    python benchmarks/ab_seed.py run [--dir DIR] [--rounds 8] [--calls 300] [--same] [--xla KEY=VALUE ...]
 
 Separate processes on the H100 VM differ by up to a third (machine instance, where the process lands), far
 more than most changes: two programs interleaved call by call in one process differ by about 1 % when they
@@ -24,6 +24,8 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+
+from bench_seed import xla_options  # (a script's folder is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 IMPORTS = [
@@ -56,13 +58,16 @@ def make_base(rev: str, out: Path) -> None:
     print(f"{rev} -> {target}")
 
 
-def run(base_dir: Path, rounds: int, calls: int, same: bool) -> None:
+def run(base_dir: Path, rounds: int, calls: int, same: bool, xla: list[str]) -> None:
     import jax
     import numpy as np
 
     sys.path.insert(0, str(base_dir))
     base = importlib.import_module("gradfit_base")
     new = base if same else importlib.import_module("gradfit")
+    if xla:  # more XLA options for the working tree's GPU programs only
+        extra = xla_options(xla)
+        new.model.GPU_COMPILER_OPTIONS = {**new.model.GPU_COMPILER_OPTIONS, **extra}
     from gradfit_base.iclv.simulate import seed_model
 
     try:  # both waited for alike: as gradfit's optimisers wait, where this gradfit has that
@@ -113,13 +118,14 @@ def main() -> None:
     r.add_argument("--rounds", type=int, default=8)
     r.add_argument("--calls", type=int, default=300)
     r.add_argument("--same", action="store_true", help="time the base against itself (the harness's noise)")
+    r.add_argument("--xla", action="append", default=[], metavar="KEY=VALUE", help="an XLA option, working tree only")
     for p in (b, r):
         p.add_argument("--dir", type=Path, default=HERE / ".base")
     args = ap.parse_args()
     if args.command == "base":
         make_base(args.rev, args.dir)
     else:
-        run(args.dir, args.rounds, args.calls, args.same)
+        run(args.dir, args.rounds, args.calls, args.same, args.xla)
 
 
 if __name__ == "__main__":

@@ -41,10 +41,19 @@ def add_program_options(ap: argparse.ArgumentParser) -> None:
     )
 
 
+def xla_options(items: list[str]) -> dict:
+    """KEY=VALUE strings as XLA options; true / false become booleans, which XLA's bool options want."""
+    out = {}
+    for item in items:
+        key, value = item.split("=", 1)
+        out[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return out
+
+
 def apply_program_options(args: argparse.Namespace) -> None:
     """Before building a model: 'serial' drops gradfit's GPU compiler options (gradfit.model); --xla adds;
     --bind off keeps the arrays as the programs' arguments."""
-    extra = dict(item.split("=", 1) for item in args.xla)
+    extra = xla_options(args.xla)
     if args.bind == "off":
         gradfit.model.BIND_MAX_BYTES = -1
     if args.schedule == "serial":

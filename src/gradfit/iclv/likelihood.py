@@ -102,9 +102,13 @@ class Likelihood:
         def wrap(part):  # a Pallas kernel recomputes in its own reverse pass: rematerialising it runs it twice
             return jax.checkpoint(part.loglik) if self.remat and not part.kernel else part.loglik
 
+        # The choice model is traced first, and XLA then schedules its kernels first: on an H100 the seed
+        # model's value+gradient is 1.5-3 % faster so (benchmarks/ab_seed.py, RESULTS.md). The components
+        # keep their order in the result, and so the sum's.
+        choice = None if self.choice is None else wrap(self.choice)(v, eta, arrays["choice"])
         out = {f"measurement:{g.key}": wrap(g)(v, eta, arrays["measurement"]) for g in self.indicators}
-        if self.choice is not None:
-            out["choice"] = wrap(self.choice)(v, eta, arrays["choice"])
+        if choice is not None:
+            out["choice"] = choice
         return out
 
     def per_draw(self, theta: jnp.ndarray, arrays: dict) -> jnp.ndarray:
