@@ -1,6 +1,7 @@
-"""Process-wide settings that make JAX fast on a CPU, applied once when gradfit is imported.
+"""Process-wide settings that make JAX fast on a CPU, applied once when gradfit is imported, and `ready`, the
+way gradfit waits for a call's results (a short spin before blocking; see SPIN_S).
 
-Both are measured on the seed model (benchmarks/RESULTS.md) and both can be turned off:
+The settings are measured on the seed model (benchmarks/RESULTS.md) and each can be turned off:
 
 - One JAX device per core. XLA's CPU backend runs most of a jitted function on one thread; with one device
   per core the people are split across them (gradfit.placement). 2 cores: value 43 -> 15 ms.
