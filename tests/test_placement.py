@@ -113,16 +113,23 @@ def test_per_device_sum_of_a_logit_without_latent_terms_matches_one_device(mnl_f
     np.testing.assert_allclose(g1, g0, rtol=1e-12)
 
 
-@pytest.mark.parametrize("spin_s", [0.002, 0.0])
-def test_ready_waits_for_every_array_and_returns_the_tree(spin_s, monkeypatch):
-    """runtime.ready: every array of the tree computed when it returns, by spinning or (no spin time left)
-    by blocking; other leaves pass through."""
+@pytest.mark.parametrize(("spin_s", "no_spin"), [(0.002, ()), (0.0, ()), (0.002, ("cpu",))])
+def test_ready_waits_for_every_array_and_returns_the_tree(spin_s, no_spin, monkeypatch):
+    """runtime.ready: every array of the tree computed when it returns, by spinning, by blocking once no spin
+    time is left, or at once on a CPU (NO_SPIN: the default, a spinning thread would take a core from the
+    computation); other leaves pass through."""
     from gradfit import runtime
 
     monkeypatch.setattr(runtime, "SPIN_S", spin_s)
+    monkeypatch.setattr(runtime, "NO_SPIN", no_spin)
     x = jnp.arange(200_000.0)
     tree = {"a": jax.jit(lambda v: jnp.sort(jnp.sin(v)))(x), "b": (x * 2, 3, "text")}
+    clock_reads = []
+    real_clock = runtime.time.perf_counter
+    monkeypatch.setattr(runtime.time, "perf_counter", lambda: clock_reads.append(1) or real_clock())
     out = runtime.ready(tree)
+    monkeypatch.setattr(runtime.time, "perf_counter", real_clock)
     assert out is tree
     assert tree["a"].is_ready() and tree["b"][0].is_ready()
     np.testing.assert_array_equal(np.asarray(tree["b"][0]), 2 * np.arange(200_000.0))
+    assert bool(clock_reads) == (not no_spin)  # the spin reads the clock for its deadline

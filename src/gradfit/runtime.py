@@ -95,17 +95,23 @@ def tune_allocator() -> bool:
     return bool(ok)
 
 
-# How long `ready` spins before it blocks. A blocking wait (jax.block_until_ready) puts the thread to sleep
-# until the device's completion event wakes it; on the H100 VM the wake-up alone costs ~20-30 us (a trivial
-# call 74 -> 56 us, the seed model's value+gradient 220 -> 191 us; benchmarks/RESULTS.md). An optimiser waits
-# on every value and gradient, so short waits spin on is_ready() instead; a call still running after SPIN_S
-# is waited for by blocking, so long calls do not keep a core busy.
+# How long `ready` spins before it blocks, on arrays held by accelerators. A blocking wait
+# (jax.block_until_ready) puts the thread to sleep until the device's completion event wakes it; on the H100
+# VM the wake-up alone costs ~20-30 us (a trivial call 74 -> 56 us, the seed model's value+gradient 220 -> 191
+# us; benchmarks/RESULTS.md). An optimiser waits on every value and gradient, so short waits spin on
+# is_ready() instead; a call still running after SPIN_S is waited for by blocking, so long calls do not keep a
+# core busy. Arrays on CPU devices are never spun for: the spinning thread would take a core from the
+# computation it waits for (2 cores, seed model: an optimiser step 13.7 -> 17.5 ms).
 SPIN_S = 0.002
+NO_SPIN = ("cpu",)  # platforms whose arrays are waited for by blocking at once
 
 
 def ready(tree):
-    """Wait until every JAX array in `tree` is computed (spinning up to SPIN_S, then blocking); returns tree."""
+    """Wait until every JAX array in `tree` is computed (on accelerators spinning up to SPIN_S, then
+    blocking); returns tree."""
     leaves = [x for x in jax.tree_util.tree_leaves(tree) if isinstance(x, jax.Array)]
+    if any(d.platform in NO_SPIN for x in leaves for d in x.devices()):
+        return jax.block_until_ready(tree)
     deadline = time.perf_counter() + SPIN_S
     for x in leaves:
         while not x.is_ready():
