@@ -122,7 +122,7 @@ def test_ready_waits_for_every_array_and_returns_the_tree(spin_s, no_spin, monke
 
     monkeypatch.setattr(runtime, "SPIN_S", spin_s)
     monkeypatch.setattr(runtime, "NO_SPIN", no_spin)
-    x = jnp.arange(200_000.0)
+    x = jax.device_put(jnp.arange(200_000.0), jax.devices("cpu")[0])  # CPU arrays, also where a GPU is the default
     tree = {"a": jax.jit(lambda v: jnp.sort(jnp.sin(v)))(x), "b": (x * 2, 3, "text")}
     clock_reads = []
     real_clock = runtime.time.perf_counter
