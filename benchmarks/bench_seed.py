@@ -62,27 +62,30 @@ def apply_program_options(args: argparse.Namespace) -> None:
         gradfit.model.GPU_COMPILER_OPTIONS = {**gradfit.model.GPU_COMPILER_OPTIONS, **extra}
 
 
-def timed(fn, repeat: int, wait=ready) -> tuple[float, float]:
-    samples = []
+def _samples(fn, repeat: int, waits) -> list[list[float]]:
+    """Seconds per call of fn for each way of waiting, the ways alternating call by call."""
+    out: list[list[float]] = [[] for _ in waits]
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        wait(fn())
-        samples.append(time.perf_counter() - t0)
+        for wait, samples in zip(waits, out, strict=True):
+            t0 = time.perf_counter()
+            wait(fn())
+            samples.append(time.perf_counter() - t0)
+    return out
+
+
+def _median_iqr(samples: list[float]) -> tuple[float, float]:
     q = np.percentile(samples, [25, 75])
     return statistics.median(samples), float(q[1] - q[0])
 
 
+def timed(fn, repeat: int, wait=ready) -> tuple[float, float]:
+    return _median_iqr(_samples(fn, repeat, [wait])[0])
+
+
 def timed_both(fn, repeat: int) -> tuple[float, float, float]:
     """(median, IQR) with gradfit's wait and the median with jax.block_until_ready, calls alternating."""
-    samples: dict = {ready: [], jax.block_until_ready: []}
-    for _ in range(repeat):
-        for wait, out in samples.items():
-            t0 = time.perf_counter()
-            wait(fn())
-            out.append(time.perf_counter() - t0)
-    mine = samples[ready]
-    q = np.percentile(mine, [25, 75])
-    return statistics.median(mine), float(q[1] - q[0]), statistics.median(samples[jax.block_until_ready])
+    mine, blocking = _samples(fn, repeat, [ready, jax.block_until_ready])
+    return (*_median_iqr(mine), statistics.median(blocking))
 
 
 def main() -> None:
