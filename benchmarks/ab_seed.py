@@ -2,6 +2,7 @@
 
     python benchmarks/ab_seed.py base REV [--dir DIR]     # copy git revision REV's gradfit to DIR/gradfit_base
     python benchmarks/ab_seed.py run [--dir DIR] [--rounds 8] [--calls 300] [--same] [--xla KEY=VALUE ...]
+                                     [--people 326 --draws 100]
 
 Separate processes on the H100 VM differ by up to a third (machine instance, where the process lands), far
 more than most changes: two programs interleaved call by call in one process differ by about 1 % when they
@@ -58,7 +59,7 @@ def make_base(rev: str, out: Path) -> None:
     print(f"{rev} -> {target}")
 
 
-def run(base_dir: Path, rounds: int, calls: int, same: bool, xla: list[str]) -> None:
+def run(base_dir: Path, rounds: int, calls: int, same: bool, xla: list[str], people: int, draws: int) -> None:
     import jax
     import numpy as np
 
@@ -75,7 +76,7 @@ def run(base_dir: Path, rounds: int, calls: int, same: bool, xla: list[str]) -> 
     except ImportError:
         ready = jax.block_until_ready
 
-    sim = seed_model(n_people=326, n_draws=100)
+    sim = seed_model(n_people=people, n_draws=draws)
 
     def build(pkg):
         model = pkg.Model(sim.spec, data=sim.data)
@@ -118,6 +119,8 @@ def main() -> None:
     r.add_argument("--rounds", type=int, default=8)
     r.add_argument("--calls", type=int, default=300)
     r.add_argument("--same", action="store_true", help="time the base against itself (the harness's noise)")
+    r.add_argument("--people", type=int, default=326, help="the seed model with this many people")
+    r.add_argument("--draws", type=int, default=100)
     r.add_argument("--xla", action="append", default=[], metavar="KEY=VALUE", help="an XLA option, working tree only")
     for p in (b, r):
         p.add_argument("--dir", type=Path, default=HERE / ".base")
@@ -125,7 +128,7 @@ def main() -> None:
     if args.command == "base":
         make_base(args.rev, args.dir)
     else:
-        run(args.dir, args.rounds, args.calls, args.same, args.xla)
+        run(args.dir, args.rounds, args.calls, args.same, args.xla, args.people, args.draws)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import collections
 import glob
 import gzip
 import json
+import os
 
 import jax
 import numpy as np
@@ -81,6 +82,7 @@ def main() -> None:
     print(f"device {model.device.device_kind}; jax {jax.__version__}")
     print(f"synchronised {sync_ms(call, 500):.3f} ms; back to back {pipelined_ms(call, 500):.3f} ms per call")
     print(f"HLO: {hlo.count(' fusion(')} fusions, {hlo.count('custom-call(')} custom calls in the entry")
+    os.makedirs(args.out, exist_ok=True)
     with open(f"{args.out}/vg_hlo.txt", "w") as fh:
         fh.write(hlo)
 

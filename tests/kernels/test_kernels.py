@@ -19,8 +19,8 @@ from gradfit.kernels import _blocks
 MODES = ["interpret"] + (["gpu"] if jax.default_backend() == "gpu" else [])
 
 
-@pytest.fixture(scope="module")
-def small():
+@pytest.fixture(scope="module", params=["cross-loading", "one loading each"])
+def small(request):
     sim = seed_model(n_people=13, n_tasks=3, n_latent=2, per_latent=3, n_draws=9, seed=4)
     data = sim.data.copy()
     rng = np.random.default_rng(0)
@@ -30,10 +30,15 @@ def small():
         data.loc[np.isin(person, silent), col] = np.nan
     data = data[~((data["id"] == 2) & (data["task"] == 3))]  # a person with fewer rows: padding rows
     spec = dict(sim.spec)
-    # one indicator loads on both latent variables: the kernel's reverse pass sums 2 loadings for it, 1 for others
-    spec["indicators"] = {**spec["indicators"]}
-    spec["indicators"]["I12"] = {**spec["indicators"]["I12"], "loadings": {"LV1": "lam_I12", "LV2": "lam_I12_LV2"}}
-    spec["parameters"] = {**spec["parameters"], "lam_I12_LV2": 0.3}
+    if request.param == "cross-loading":  # the kernels' general loop over indicators
+        # one indicator loads on both latent variables: the kernel's reverse pass sums 2 loadings for it, 1 for
+        # the others
+        spec["indicators"] = {**spec["indicators"]}
+        spec["indicators"]["I12"] = {**spec["indicators"]["I12"], "loadings": {"LV1": "lam_I12", "LV2": "lam_I12_LV2"}}
+        spec["parameters"] = {**spec["parameters"], "lam_I12_LV2": 0.3}
+    else:  # each indicator on one latent variable: the kernels loop over each variable's indicators
+        # (kernels.ordered._groups), listed here interleaved so that their order differs from the spec's
+        spec["indicators"] = dict(sorted(spec["indicators"].items(), key=lambda kv: kv[0][::-1]))
     choice = dict(spec["choice"])
     data["a2_on"] = (data["task"] != 2).astype(int)
     data.loc[(data["a2_on"] == 0) & (data["choice"] == 2), "choice"] = 1
@@ -42,10 +47,17 @@ def small():
     return gradfit.Model(spec, data=data)
 
 
-@pytest.mark.parametrize("block", [_blocks.Block(2, 128, 1), _blocks.Block(1, 32, 1)], ids=["2x128", "1x32"])
+@pytest.mark.parametrize(
+    ("block", "parts"),
+    [(_blocks.Block(2, 128, 1), 1), (_blocks.Block(1, 32, 1), 1), (_blocks.Block(1, 32, 1), 4)],
+    ids=["2x128", "1x32", "1x32-4-parts"],
+)
 @pytest.mark.parametrize("mode", MODES)
-def test_kernel_equals_xla_value_and_gradient(small, mode, block, monkeypatch):
+def test_kernel_equals_xla_value_and_gradient(small, mode, block, parts, monkeypatch):
     monkeypatch.setattr(_blocks, "override", block)  # both shapes, whatever this size would choose
+    # the indicators split between programs: 4 parts of 6 indicators cut the per-variable runs of 3 (or the one
+    # run of 6) in different places
+    monkeypatch.setattr(_blocks, "override_parts", parts)
     lik = small._built.likelihood
     assert all(g.kind == "ordered_logit" and g.person_level for g in lik.indicators)
     assert all(r is None for r in lik.choice.rest)  # the factored choice form, which the kernel takes
@@ -81,6 +93,35 @@ def test_block_shape_follows_the_problem_size():
     assert _blocks.block_for(10_000, 1_000) == (1, 128, 1)
     assert _blocks.block_for(_blocks.MIN_PROGRAMS, 128) == (1, 128, 1)
     assert _blocks.block_for(_blocks.MIN_PROGRAMS - 1, 128) == (1, 64, 1)
+
+
+def test_indicators_split_between_programs_where_blocks_are_few():
+    """Few blocks (the seed's 1,304): each block's indicators go to several programs, at least MIN_PART_ITEMS
+    each; many blocks: one program per block."""
+    assert _blocks.parts_for(326 * 4, 30) == 4  # the seed: 5,216 programs
+    assert _blocks.parts_for(100, 30) == 30 // _blocks.MIN_PART_ITEMS  # capped by the indicators
+    assert _blocks.parts_for(10_000 * 8, 30) == 1
+    assert _blocks.parts_for(100, 3) == 1
+
+
+@pytest.mark.parametrize("n_parts", [1, 2, 3, 7])
+@pytest.mark.parametrize("loads", [None, ((0, 1),) + ((1,),) * 6, ((1,), (0,), (2,), (0,), (1,), (0,), (2,))])
+def test_parts_visit_every_indicator_once(loads, n_parts):
+    """The parts' segments together visit each indicator exactly once, and a segment with a latent variable
+    holds only indicators that load on it alone."""
+    from gradfit.kernels.ordered import _plan
+
+    order, parts = _plan(loads, 7, n_parts)
+    assert len(parts) == n_parts
+    seen = [int(order[i]) for segments in parts for _, start, stop in segments for i in range(start, stop)]
+    assert sorted(seen) == list(range(7))
+    for segments in parts:
+        for lv, start, stop in segments:
+            assert start < stop
+            if lv is not None:
+                assert all(loads[int(order[i])] == (lv,) for i in range(start, stop))
+            else:  # cross-loadings or unknown loads: the spec's order
+                assert loads is None or any(len(x) != 1 for x in loads)
 
 
 # Runs in a fresh process: JAX's CPU device count is fixed when its backend starts.

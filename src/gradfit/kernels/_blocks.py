@@ -22,6 +22,12 @@ MIN_PROGRAMS = 2048
 
 override: Block | None = None  # benchmarks and tests set it to run other shapes
 
+# A person's items (the ordered kernels' indicators) are split between up to this many programs where the
+# blocks alone leave fewer than PART_PROGRAMS programs, at least MIN_PART_ITEMS items each.
+PART_PROGRAMS = 4096
+MIN_PART_ITEMS = 4
+override_parts: int | None = None  # benchmarks and tests
+
 
 def padding(n: int, multiple: int) -> int:
     """How much to add to n to reach a whole number of `multiple`s."""
@@ -40,3 +46,10 @@ def block_for(n_people: int, n_draws: int) -> Block:
         if n_people * -(-n_draws // draws) >= MIN_PROGRAMS:
             return Block(1, draws, 1)
     return Block(1, DRAWS[-1], 1)
+
+
+def parts_for(programs: int, items: int) -> int:
+    """Into how many programs to split each block's items, for `programs` blocks."""
+    if override_parts is not None:
+        return max(1, min(override_parts, items))
+    return max(1, min(items // MIN_PART_ITEMS, -(-PART_PROGRAMS // max(programs, 1))))

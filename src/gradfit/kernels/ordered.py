@@ -7,6 +7,12 @@ indicator after another, and the reverse pass recomputes it from eta instead of 
 indicators (the cotangent of eta) and over the block's draws (per person and indicator sums from which every
 parameter's gradient follows) before anything is written.
 
+Where every indicator loads on one latent variable, the kernels loop over each variable's indicators in turn
+(`_groups`); where the blocks alone are few (the seed model's 1,304), each block's indicators are split between
+several programs (`_blocks.parts_for`), whose partial sums XLA adds: a program's loop is a chain of dependent
+loads and float64 functions, and more, shorter chains keep the GPU busier (H100, value+gradient against one
+loop over all indicators: seed size 0.95-0.97 of the time, 2,000 x 500 0.95; benchmarks/RESULTS.md).
+
 The kernels run on GPUs (Triton); `interpret=True` runs them anywhere, slowly (tests). A Pallas call has no
 forward-mode derivative: the Hessian and per-person scores use the XLA form (`Likelihood.with_kernels`).
 """
@@ -21,7 +27,7 @@ import numpy as np
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
-from gradfit.kernels._blocks import Block, block_for, padding, pow2_padding
+from gradfit.kernels._blocks import Block, block_for, padding, parts_for, pow2_padding
 
 # Per person and indicator: sum of g*d_a, g*d_b, g_mu, (g*d_a + g*d_b) * mu; then, for each latent variable the
 # indicator loads on (at most M per indicator), the sum of g_mu * eta: the loadings' gradients. Sums for the
@@ -29,13 +35,17 @@ from gradfit.kernels._blocks import Block, block_for, padding, pow2_padding
 SUMS = 4
 
 
-def _indicator(k, etas, refs):
-    """mu, a, b, e_a, e_b and the masks of indicator k on the block, (people, draws) of the block each."""
+def _indicator(k, etas, refs, lv=None):
+    """mu, a, b, e_a, e_b and the masks of indicator k on the block, (people, draws) of the block each. lv:
+    the one latent variable k loads on, where that is known when the kernel is traced (`_groups`)."""
     icpt_ref, lam_ref, inv_ref, lo_ref, hi_ref, lw_ref, up_ref = refs
     n_lv = len(etas)
-    mu = icpt_ref[k] + etas[0] * lam_ref[k * n_lv]
-    for lv in range(1, n_lv):
-        mu = mu + etas[lv] * lam_ref[k * n_lv + lv]
+    if lv is None:
+        mu = icpt_ref[k] + etas[0] * lam_ref[k * n_lv]
+        for other in range(1, n_lv):
+            mu = mu + etas[other] * lam_ref[k * n_lv + other]
+    else:  # one multiply-add instead of L: the GPU's float64 units bound these kernels
+        mu = icpt_ref[k] + etas[lv] * lam_ref[k * n_lv + lv]
     inv = inv_ref[k]
 
     def column(ref):  # (people, 1): a 2-D load broadcasts along the draws without a layout change
@@ -49,50 +59,107 @@ def _indicator(k, etas, refs):
     return mu, a, b, e_a, e_b, lower, upper
 
 
-def _forward_kernel(n_ind, eta_ref, *refs):
-    *refs, out_ref = refs
+def _groups(loads, n_ind: int) -> tuple[np.ndarray, tuple[tuple[int | None, int, int], ...]]:
+    """The order in which the kernels visit the indicators, and segments (lv, start, stop) of that order.
+
+    Where every indicator loads on exactly one latent variable, the indicators sorted by it, one segment per
+    latent variable: the kernels loop over each variable's indicators with that variable fixed (one
+    multiply-add for the mean instead of L). Otherwise (cross-loadings, or loads unknown) the spec's order, one
+    segment with lv None."""
+    if loads is None or any(len(x) != 1 for x in loads):
+        return np.arange(n_ind, dtype=np.int32), ((None, 0, n_ind),)
+    order = sorted(range(n_ind), key=lambda k: loads[k][0])
+    segments, start = [], 0
+    for lv in sorted({x[0] for x in loads}):
+        stop = start + sum(1 for x in loads if x[0] == lv)
+        segments.append((lv, start, stop))
+        start = stop
+    return np.asarray(order, dtype=np.int32), tuple(segments)
+
+
+def _plan(loads, n_ind: int, n_parts: int):
+    """(order, parts): the visiting order (`_groups`) cut into n_parts nearly equal runs, each run as the
+    segments it covers; program p along the grid's last axis takes part p."""
+    order, segments = _groups(loads, n_ind)
+    cuts = [round(q * n_ind / n_parts) for q in range(n_parts + 1)]
+    parts = tuple(
+        tuple((lv, max(s, lo), min(e, hi)) for lv, s, e in segments if max(s, lo) < min(e, hi))
+        for lo, hi in zip(cuts[:-1], cuts[1:], strict=True)
+    )
+    return jnp.asarray(order), parts
+
+
+def _each_part(parts, run) -> None:
+    """run(segments) for this program's part of the indicators."""
+    if len(parts) == 1:
+        run(parts[0])
+        return
+    for q, segments in enumerate(parts):
+        pl.when(pl.program_id(2) == q)(partial(run, segments))
+
+
+def _loop(segments, order_ref, body, carry):
+    """carry after body(k, lv, carry) for every indicator k of the segments, in order."""
+    for lv, start, stop in segments:
+        carry = jax.lax.fori_loop(start, stop, lambda i, c, lv=lv: body(order_ref[i], lv, c), carry)
+    return carry
+
+
+def _forward_kernel(parts, eta_ref, *refs):
+    *refs, order_ref, out_ref = refs
     etas = [eta_ref[lv] for lv in range(eta_ref.shape[0])]
 
-    def one(k, carry):  # a loop, not unrolled: 30 indicators unrolled took a minute to compile
+    def one(k, lv, carry):  # a loop, not unrolled: 30 indicators unrolled took a minute to compile
         linear, product = carry
-        _, a, b, e_a, e_b, lower, upper = _indicator(k, etas, refs)
+        _, a, b, e_a, e_b, lower, upper = _indicator(k, etas, refs, lv)
         linear = linear + upper * jnp.maximum(-b, 0.0) + lower * jnp.maximum(a, 0.0)
         return linear, product * ((1.0 + e_a) * (1.0 + e_b))
 
-    # The log terms as one log of a product: each factor (1 + e_a)(1 + e_b) lies in [1, 4], so up to 500
-    # indicators multiply without overflow in float64 (4^500 < 1.8e308) and one log replaces K of them.
-    zero = jnp.zeros_like(etas[0])
-    linear, product = jax.lax.fori_loop(0, n_ind, one, (zero, zero + 1.0))
-    out_ref[...] = -(linear + jnp.log(product))
+    def run(segments):
+        # The log terms as one log of a product: each factor (1 + e_a)(1 + e_b) lies in [1, 4], so up to 500
+        # indicators multiply without overflow in float64 (4^500 < 1.8e308) and one log replaces K of them.
+        zero = jnp.zeros_like(etas[0])
+        linear, product = _loop(segments, order_ref, one, (zero, zero + 1.0))
+        out_ref[0] = -(linear + jnp.log(product))
+
+    _each_part(parts, run)
 
 
-def _backward_kernel(n_ind, n_sel, eta_ref, *refs):
-    *refs, sel_ref, g_ref, d_eta_ref, sums_ref = refs
+def _backward_kernel(n_sel, parts, eta_ref, *refs):
+    *refs, sel_ref, order_ref, g_ref, d_eta_ref, sums_ref = refs
     inv_ref, lam_ref = refs[2], refs[1]
     n_lv = eta_ref.shape[0]
     etas = [eta_ref[lv] for lv in range(n_lv)]
     g = g_ref[...]
 
-    def one(k, d_eta):
-        mu, a, b, e_a, e_b, lower, upper = _indicator(k, etas, refs)
-        # d/da = -F(a), d/db = F(-b), from exp(-|x|) without overflow
-        ga = -lower * jnp.where(a >= 0, 1.0, e_a) / (1.0 + e_a) * g
-        gb = upper * jnp.where(b >= 0, e_b, 1.0) / (1.0 + e_b) * g
+    def one(k, lv, d_eta):
+        mu, a, b, e_a, e_b, lower, upper = _indicator(k, etas, refs, lv)
+        # d/da = -F(a), d/db = F(-b), from exp(-|x|) without overflow; one division for both
+        q = g / ((1.0 + e_a) * (1.0 + e_b))
+        ga = -lower * jnp.where(a >= 0, 1.0, e_a) * (1.0 + e_b) * q
+        gb = upper * jnp.where(b >= 0, e_b, 1.0) * (1.0 + e_a) * q
         g_mu = -(ga + gb) * inv_ref[k]
         parts = [ga, gb, g_mu, (ga + gb) * mu]
-        for m in range(n_sel):  # the latent variables indicator k loads on
-            lv = sel_ref[k * n_sel + m]
+        if lv is not None:  # the one latent variable k loads on (n_sel is 1)
+            parts.append(g_mu * etas[lv])
+        for m in range(n_sel if lv is None else 0):  # the latent variables indicator k loads on
+            chosen_lv = sel_ref[k * n_sel + m]
             chosen = etas[0]
             for other in range(1, n_lv):
-                chosen = jnp.where(lv == other, etas[other], chosen)
+                chosen = jnp.where(chosen_lv == other, etas[other], chosen)
             parts.append(g_mu * chosen)
-        for q, part in enumerate(parts):  # per person: summed over the block's draws, (people, 1)
-            sums_ref[0, q, :, pl.ds(k, 1)] = jnp.sum(part, axis=1, keepdims=True)
-        return tuple(d + g_mu * lam_ref[k * n_lv + lv] for lv, d in enumerate(d_eta))
+        for q_, part in enumerate(parts):  # per person: summed over the block's draws, (people, 1)
+            sums_ref[0, q_, :, pl.ds(k, 1)] = jnp.sum(part, axis=1, keepdims=True)
+        if lv is not None:
+            return tuple(d + g_mu * lam_ref[k * n_lv + lv] if i == lv else d for i, d in enumerate(d_eta))
+        return tuple(d + g_mu * lam_ref[k * n_lv + i] for i, d in enumerate(d_eta))
 
-    d_eta = jax.lax.fori_loop(0, n_ind, one, tuple(jnp.zeros_like(g) for _ in range(n_lv)))
-    for lv in range(n_lv):
-        d_eta_ref[lv] = d_eta[lv]
+    def run(segments):
+        d_eta = _loop(segments, order_ref, one, tuple(jnp.zeros_like(g) for _ in range(n_lv)))
+        for lv in range(n_lv):
+            d_eta_ref[0, lv] = d_eta[lv]
+
+    _each_part(parts, run)
 
 
 def _layout(eta, lo, hi, lower, upper):
@@ -112,11 +179,22 @@ def _layout(eta, lo, hi, lower, upper):
 
 
 def _specs(n_lv: int, kp: int, params: tuple[int, ...], blk: Block):
+    """Block specs on the grid (people blocks, draw blocks, parts of the indicators)."""
     block = (blk.people, blk.draws)
-    eta = pl.BlockSpec((n_lv, *block), lambda i, j: (0, i, j))
-    whole = [pl.BlockSpec((p,), lambda i, j: (0,)) for p in params]
-    person = pl.BlockSpec((blk.people, kp, 1), lambda i, j: (i, 0, 0))
-    return eta, whole, person, pl.BlockSpec(block, lambda i, j: (i, j))
+    eta = pl.BlockSpec((n_lv, *block), lambda i, j, q: (0, i, j))
+    whole = [pl.BlockSpec((p,), lambda i, j, q: (0,)) for p in params]
+    person = pl.BlockSpec((blk.people, kp, 1), lambda i, j, q: (i, 0, 0))
+    return eta, whole, person, pl.BlockSpec(block, lambda i, j, q: (i, j))
+
+
+def _whole(size: int) -> pl.BlockSpec:
+    """A small 1-D input every program reads whole."""
+    return pl.BlockSpec((size,), lambda i, j, q: (0,))
+
+
+def _grid(eta_t, blk: Block, n_ind: int) -> tuple[int, int, int]:
+    programs = (eta_t.shape[1] // blk.people) * (eta_t.shape[2] // blk.draws)
+    return eta_t.shape[1] // blk.people, eta_t.shape[2] // blk.draws, parts_for(programs, n_ind)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(8, 9))
@@ -126,7 +204,7 @@ def ordered_logit_person(eta, intercept, lam, inv, lo, hi, lower, upper, interpr
     lo, hi the thresholds around each answer and lower, upper its masks (observed and not at an open end),
     (N, 1, K) each. loads: per indicator, the latent variables it loads on (lam is 0 elsewhere, and its
     gradient there is not computed); None: all of them."""
-    return _forward(eta, intercept, lam, inv, lo, hi, lower, upper, interpret)
+    return _forward(eta, intercept, lam, inv, lo, hi, lower, upper, interpret, loads)
 
 
 def _selection(loads, n_ind: int, n_lv: int) -> tuple[np.ndarray, np.ndarray]:
@@ -142,28 +220,30 @@ def _selection(loads, n_ind: int, n_lv: int) -> tuple[np.ndarray, np.ndarray]:
     return sel.reshape(-1), onehot
 
 
-def _forward(eta, intercept, lam, inv, lo, hi, lower, upper, interpret, keep=False):
+def _forward(eta, intercept, lam, inv, lo, hi, lower, upper, interpret, loads, keep=False):
     n, r, n_lv = eta.shape
     n_ind = intercept.shape[0]
     laid_out = _layout(eta, lo, hi, lower, upper)
     eta_t, lo_p, hi_p, lw_p, up_p, (pn, pr), blk = laid_out
     kp = lo_p.shape[1]
-    eta_spec, whole, person, out = _specs(n_lv, kp, (n_ind, n_ind * n_lv, n_ind), blk)
-    grid = (eta_t.shape[1] // blk.people, eta_t.shape[2] // blk.draws)
-    ll = pl.pallas_call(
-        partial(_forward_kernel, n_ind),
+    grid = _grid(eta_t, blk, n_ind)
+    order, parts = _plan(loads, n_ind, grid[2])
+    eta_spec, whole, person, _ = _specs(n_lv, kp, (n_ind, n_ind * n_lv, n_ind), blk)
+    ll = pl.pallas_call(  # one partial sum per part of the indicators, added up below
+        partial(_forward_kernel, parts),
         grid=grid,
-        in_specs=[eta_spec, *whole, person, person, person, person],
-        out_specs=out,
-        out_shape=jax.ShapeDtypeStruct(eta_t.shape[1:], eta.dtype),
+        in_specs=[eta_spec, *whole, person, person, person, person, _whole(n_ind)],
+        out_specs=pl.BlockSpec((1, blk.people, blk.draws), lambda i, j, q: (q, i, j)),
+        out_shape=jax.ShapeDtypeStruct((grid[2], *eta_t.shape[1:]), eta.dtype),
         interpret=interpret,
         compiler_params=None if interpret else plgpu.CompilerParams(num_warps=blk.warps),
-    )(eta_t, intercept, lam.reshape(-1), inv, lo_p, hi_p, lw_p, up_p)
-    return (ll[:n, :r], laid_out) if keep else ll[:n, :r]
+    )(eta_t, intercept, lam.reshape(-1), inv, lo_p, hi_p, lw_p, up_p, order)
+    ll = ll.sum(axis=0)[:n, :r]
+    return (ll, laid_out) if keep else ll
 
 
 def _fwd(eta, intercept, lam, inv, lo, hi, lower, upper, interpret, loads):
-    out, laid_out = _forward(eta, intercept, lam, inv, lo, hi, lower, upper, interpret, keep=True)
+    out, laid_out = _forward(eta, intercept, lam, inv, lo, hi, lower, upper, interpret, loads, keep=True)
     return out, (eta.shape, intercept, lam, inv, lo, hi, laid_out)  # the padded arrays, not laid out twice
 
 
@@ -174,22 +254,29 @@ def _bwd(interpret, loads, res, g):
     eta_t, lo_p, hi_p, lw_p, up_p, (pn, pr), blk = laid_out
     kp = lo_p.shape[1]
     g_p = jnp.pad(g.astype(eta_t.dtype), ((0, pn), (0, pr)))  # padded draws and people: cotangent 0
+    grid = _grid(eta_t, blk, n_ind)
+    order, parts = _plan(loads, n_ind, grid[2])
     eta_spec, whole, person, blocked = _specs(n_lv, kp, (n_ind, n_ind * n_lv, n_ind), blk)
-    grid = (eta_t.shape[1] // blk.people, eta_t.shape[2] // blk.draws)
     n_sel = onehot.shape[0]
     n_sums = SUMS + n_sel
+    # Each part writes the sums of its own indicators, so the parts share the sums' blocks; eta's cotangent
+    # has one partial sum per part.
     d_eta_t, sums = pl.pallas_call(
-        partial(_backward_kernel, n_ind, n_sel),
+        partial(_backward_kernel, n_sel, parts),
         grid=grid,
-        in_specs=[eta_spec, *whole, *[person] * 4, pl.BlockSpec((sel.size,), lambda i, j: (0,)), blocked],
-        out_specs=[eta_spec, pl.BlockSpec((1, n_sums, blk.people, kp), lambda i, j: (j, 0, i, 0))],
+        in_specs=[eta_spec, *whole, *[person] * 4, _whole(sel.size), _whole(n_ind), blocked],
+        out_specs=[
+            pl.BlockSpec((1, n_lv, blk.people, blk.draws), lambda i, j, q: (q, 0, i, j)),
+            pl.BlockSpec((1, n_sums, blk.people, kp), lambda i, j, q: (j, 0, i, 0)),
+        ],
         out_shape=[
-            jax.ShapeDtypeStruct(eta_t.shape, eta_t.dtype),
+            jax.ShapeDtypeStruct((grid[2], *eta_t.shape), eta_t.dtype),
             jax.ShapeDtypeStruct((grid[1], n_sums, eta_t.shape[1], kp), eta_t.dtype),
         ],
         interpret=interpret,
         compiler_params=None if interpret else plgpu.CompilerParams(num_warps=blk.warps),
-    )(eta_t, intercept, lam.reshape(-1), inv, lo_p, hi_p, lw_p, up_p, jnp.asarray(sel), g_p)
+    )(eta_t, intercept, lam.reshape(-1), inv, lo_p, hi_p, lw_p, up_p, jnp.asarray(sel), order, g_p)
+    d_eta_t = d_eta_t.sum(axis=0)
     d_eta = jnp.moveaxis(d_eta_t[:, :n, :r], 0, -1)
     s = sums.sum(axis=0)[:, :n, :n_ind]  # (sums, N, K): over the draw blocks
     s_a, s_b, s_mu, s_amu, s_eta = s[0], s[1], s[2], s[3], s[SUMS:]
