@@ -11,7 +11,9 @@ Where every indicator loads on one latent variable, the kernels loop over each v
 (`_groups`); where the blocks alone are few (the seed model's 1,304), each block's indicators are split between
 several programs (`_blocks.parts_for`), whose partial sums XLA adds: a program's loop is a chain of dependent
 loads and float64 functions, and more, shorter chains keep the GPU busier (H100, value+gradient against one
-loop over all indicators: seed size 0.95-0.97 of the time, 2,000 x 500 0.95; benchmarks/RESULTS.md).
+loop over all indicators: seed size 0.95-0.97 of the time, 2,000 x 500 0.95; benchmarks/RESULTS.md). The
+kernels see each indicator through scaled thresholds and loadings (`ordered_logit_person`): two loads and a
+loading per indicator and draw instead of seven, and no masks (2,000 x 500: another 0.976).
 
 The kernels run on GPUs (Triton); `interpret=True` runs them anywhere, slowly (tests). A Pallas call has no
 forward-mode derivative: the Hessian and per-person scores use the XLA form (`Likelihood.with_kernels`).
@@ -29,34 +31,30 @@ from jax.experimental.pallas import triton as plgpu
 
 from gradfit.kernels._blocks import Block, block_for, padding, parts_for, pow2_padding
 
-# Per person and indicator: sum of g*d_a, g*d_b, g_mu, (g*d_a + g*d_b) * mu; then, for each latent variable the
-# indicator loads on (at most M per indicator), the sum of g_mu * eta: the loadings' gradients. Sums for the
-# latent variables an indicator does not load on would be thrown away (5 of the seed model's 9 sums).
-SUMS = 4
+# Per person and indicator: the sums over draws of ga and gb (the cotangents of a and b); then, for each latent
+# variable the indicator loads on (at most M per indicator), the sum of (ga + gb) * eta: the scaled loadings'
+# gradients. Sums for the latent variables an indicator does not load on would be thrown away.
+SUMS = 2
+# A threshold that is not there (an open end, or no answer): a and b at -/+ this put exp(-|a|) at 0 and drop
+# the term, so the kernels need no masks; far from what any threshold or mean reaches in float64.
+FAR = 1e200
 
 
 def _indicator(k, etas, refs, lv=None):
-    """mu, a, b, e_a, e_b and the masks of indicator k on the block, (people, draws) of the block each. lv:
-    the one latent variable k loads on, where that is known when the kernel is traced (`_groups`)."""
-    icpt_ref, lam_ref, inv_ref, lo_ref, hi_ref, lw_ref, up_ref = refs
+    """a, b, e_a, e_b of indicator k on the block, (people, draws) of the block each:
+    a = lo' - lam' . eta, b = hi' - lam' . eta with the scaled thresholds and loadings (`ordered_logit_person`).
+    lv: the one latent variable k loads on, where that is known when the kernel is traced (`_groups`)."""
+    lam_ref, lo_ref, hi_ref = refs
     n_lv = len(etas)
     if lv is None:
-        mu = icpt_ref[k] + etas[0] * lam_ref[k * n_lv]
+        m = etas[0] * lam_ref[k * n_lv]
         for other in range(1, n_lv):
-            mu = mu + etas[other] * lam_ref[k * n_lv + other]
-    else:  # one multiply-add instead of L: the GPU's float64 units bound these kernels
-        mu = icpt_ref[k] + etas[lv] * lam_ref[k * n_lv + lv]
-    inv = inv_ref[k]
-
-    def column(ref):  # (people, 1): a 2-D load broadcasts along the draws without a layout change
-        return ref[:, k, :]
-
-    lower, upper = column(lw_ref), column(up_ref)
-    a = (column(lo_ref) - mu) * inv
-    b = (column(hi_ref) - mu) * inv
-    e_a = lower * jnp.exp(-jnp.abs(a))
-    e_b = upper * jnp.exp(-jnp.abs(b))
-    return mu, a, b, e_a, e_b, lower, upper
+            m = m + etas[other] * lam_ref[k * n_lv + other]
+    else:
+        m = etas[lv] * lam_ref[k * n_lv + lv]
+    a = lo_ref[:, k, :] - m  # (people, 1) columns: a 2-D load broadcasts along the draws without a layout change
+    b = hi_ref[:, k, :] - m
+    return a, b, jnp.exp(-jnp.abs(a)), jnp.exp(-jnp.abs(b))
 
 
 def _groups(loads, n_ind: int) -> tuple[np.ndarray, tuple[tuple[int | None, int, int], ...]]:
@@ -111,8 +109,8 @@ def _forward_kernel(parts, eta_ref, *refs):
 
     def one(k, lv, carry):  # a loop, not unrolled: 30 indicators unrolled took a minute to compile
         linear, product = carry
-        _, a, b, e_a, e_b, lower, upper = _indicator(k, etas, refs, lv)
-        linear = linear + upper * jnp.maximum(-b, 0.0) + lower * jnp.maximum(a, 0.0)
+        a, b, e_a, e_b = _indicator(k, etas, refs, lv)
+        linear = linear + jnp.maximum(-b, 0.0) + jnp.maximum(a, 0.0)
         return linear, product * ((1.0 + e_a) * (1.0 + e_b))
 
     def run(segments):
@@ -127,32 +125,32 @@ def _forward_kernel(parts, eta_ref, *refs):
 
 def _backward_kernel(n_sel, parts, eta_ref, *refs):
     *refs, sel_ref, order_ref, g_ref, d_eta_ref, sums_ref = refs
-    inv_ref, lam_ref = refs[2], refs[1]
+    lam_ref = refs[0]
     n_lv = eta_ref.shape[0]
     etas = [eta_ref[lv] for lv in range(n_lv)]
     g = g_ref[...]
 
     def one(k, lv, d_eta):
-        mu, a, b, e_a, e_b, lower, upper = _indicator(k, etas, refs, lv)
+        a, b, e_a, e_b = _indicator(k, etas, refs, lv)
         # d/da = -F(a), d/db = F(-b), from exp(-|x|) without overflow; one division for both
         q = g / ((1.0 + e_a) * (1.0 + e_b))
-        ga = -lower * jnp.where(a >= 0, 1.0, e_a) * (1.0 + e_b) * q
-        gb = upper * jnp.where(b >= 0, e_b, 1.0) * (1.0 + e_a) * q
-        g_mu = -(ga + gb) * inv_ref[k]
-        parts = [ga, gb, g_mu, (ga + gb) * mu]
+        ga = -jnp.where(a >= 0, 1.0, e_a) * (1.0 + e_b) * q
+        gb = jnp.where(b >= 0, e_b, 1.0) * (1.0 + e_a) * q
+        gab = ga + gb  # minus the cotangent of lam' . eta
+        parts = [ga, gb]
         if lv is not None:  # the one latent variable k loads on (n_sel is 1)
-            parts.append(g_mu * etas[lv])
+            parts.append(gab * etas[lv])
         for m in range(n_sel if lv is None else 0):  # the latent variables indicator k loads on
             chosen_lv = sel_ref[k * n_sel + m]
             chosen = etas[0]
             for other in range(1, n_lv):
                 chosen = jnp.where(chosen_lv == other, etas[other], chosen)
-            parts.append(g_mu * chosen)
+            parts.append(gab * chosen)
         for q_, part in enumerate(parts):  # per person: summed over the block's draws, (people, 1)
             sums_ref[0, q_, :, pl.ds(k, 1)] = jnp.sum(part, axis=1, keepdims=True)
         if lv is not None:
-            return tuple(d + g_mu * lam_ref[k * n_lv + lv] if i == lv else d for i, d in enumerate(d_eta))
-        return tuple(d + g_mu * lam_ref[k * n_lv + i] for i, d in enumerate(d_eta))
+            return tuple(d - gab * lam_ref[k * n_lv + lv] if i == lv else d for i, d in enumerate(d_eta))
+        return tuple(d - gab * lam_ref[k * n_lv + i] for i, d in enumerate(d_eta))
 
     def run(segments):
         d_eta = _loop(segments, order_ref, one, tuple(jnp.zeros_like(g) for _ in range(n_lv)))
@@ -162,20 +160,20 @@ def _backward_kernel(n_sel, parts, eta_ref, *refs):
     _each_part(parts, run)
 
 
-def _layout(eta, lo, hi, lower, upper):
-    """eta (N, R, L) -> (L, N', R') and the per-person arrays (N, 1, K) -> (N', K'), padded to whole blocks
-    (K' a power of two, as Triton wants); padded people, draws and indicators are masked out (mask 0). Also
-    the block shape, chosen for (N, R)."""
+def _layout(eta, lo, hi):
+    """eta (N, R, L) -> (L, N', R') and the per-person arrays (N, 1, K) -> (N', K', 1), padded to whole blocks
+    (K' a power of two, as Triton wants; padded people and draws get cotangent 0, padded indicators are never
+    visited). Also the block shape, chosen for (N, R)."""
     n, r, _ = eta.shape
     k = lo.shape[-1]
     blk = block_for(n, r)
     pn, pr, pk = padding(n, blk.people), padding(r, blk.draws), pow2_padding(k)
     eta_t = jnp.pad(jnp.moveaxis(eta, -1, 0), ((0, 0), (0, pn), (0, pr)))
 
-    def person(x):  # (N', K', 1): see _indicator's column()
+    def person(x):  # (N', K', 1): see _indicator's columns
         return jnp.pad(x.reshape(n, k).astype(eta.dtype), ((0, pn), (0, pk)))[..., None]
 
-    return eta_t, person(lo), person(hi), person(lower), person(upper), (pn, pr), blk
+    return eta_t, person(lo), person(hi), (pn, pr), blk
 
 
 def _specs(n_lv: int, kp: int, params: tuple[int, ...], blk: Block):
@@ -197,14 +195,25 @@ def _grid(eta_t, blk: Block, n_ind: int) -> tuple[int, int, int]:
     return eta_t.shape[1] // blk.people, eta_t.shape[2] // blk.draws, parts_for(programs, n_ind)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(8, 9))
 def ordered_logit_person(eta, intercept, lam, inv, lo, hi, lower, upper, interpret=False, loads=None):
     """(N, R) per-draw sum over the group's indicators of log P(answer) less its draw-free part, as
     `core.logprob.ordered_loglik` computes it: eta (N, R, L); intercept, inv = 1/sigma (K,); lam (K, L);
     lo, hi the thresholds around each answer and lower, upper its masks (observed and not at an open end),
     (N, 1, K) each. loads: per indicator, the latent variables it loads on (lam is 0 elsewhere, and its
-    gradient there is not computed); None: all of them."""
-    return _forward(eta, intercept, lam, inv, lo, hi, lower, upper, interpret, loads)
+    gradient there is not computed); None: all of them.
+
+    The kernels take a = (lo - intercept - lam . eta) inv as lo' - lam' . eta, with lo' = (lo - intercept) inv
+    per person and indicator and lam' = lam inv (b alike): per indicator and draw they then read two numbers
+    and a loading instead of seven, and XLA's reverse pass of these few lines carries the gradient back to
+    intercept, inv, lam and the thresholds."""
+    lo_s = jnp.where(lower, (lo - intercept) * inv, -FAR)
+    hi_s = jnp.where(upper, (hi - intercept) * inv, FAR)
+    return _scaled(eta, lam * inv[:, None], lo_s, hi_s, interpret, loads)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def _scaled(eta, lam_s, lo_s, hi_s, interpret, loads):
+    return _forward(eta, lam_s, lo_s, hi_s, interpret, loads)
 
 
 def _selection(loads, n_ind: int, n_lv: int) -> tuple[np.ndarray, np.ndarray]:
@@ -220,43 +229,42 @@ def _selection(loads, n_ind: int, n_lv: int) -> tuple[np.ndarray, np.ndarray]:
     return sel.reshape(-1), onehot
 
 
-def _forward(eta, intercept, lam, inv, lo, hi, lower, upper, interpret, loads, keep=False):
+def _forward(eta, lam_s, lo_s, hi_s, interpret, loads, keep=False):
     n, r, n_lv = eta.shape
-    n_ind = intercept.shape[0]
-    laid_out = _layout(eta, lo, hi, lower, upper)
-    eta_t, lo_p, hi_p, lw_p, up_p, (pn, pr), blk = laid_out
-    kp = lo_p.shape[1]
+    n_ind = lam_s.shape[0]
+    laid_out = _layout(eta, lo_s, hi_s)
+    eta_t, lo_p, hi_p, _, blk = laid_out
     grid = _grid(eta_t, blk, n_ind)
     order, parts = _plan(loads, n_ind, grid[2])
-    eta_spec, whole, person, _ = _specs(n_lv, kp, (n_ind, n_ind * n_lv, n_ind), blk)
+    eta_spec, whole, person, _ = _specs(n_lv, lo_p.shape[1], (n_ind * n_lv,), blk)
     ll = pl.pallas_call(  # one partial sum per part of the indicators, added up below
         partial(_forward_kernel, parts),
         grid=grid,
-        in_specs=[eta_spec, *whole, person, person, person, person, _whole(n_ind)],
+        in_specs=[eta_spec, *whole, person, person, _whole(n_ind)],
         out_specs=pl.BlockSpec((1, blk.people, blk.draws), lambda i, j, q: (q, i, j)),
         out_shape=jax.ShapeDtypeStruct((grid[2], *eta_t.shape[1:]), eta.dtype),
         interpret=interpret,
         compiler_params=None if interpret else plgpu.CompilerParams(num_warps=blk.warps),
-    )(eta_t, intercept, lam.reshape(-1), inv, lo_p, hi_p, lw_p, up_p, order)
+    )(eta_t, lam_s.reshape(-1), lo_p, hi_p, order)
     ll = ll.sum(axis=0)[:n, :r]
     return (ll, laid_out) if keep else ll
 
 
-def _fwd(eta, intercept, lam, inv, lo, hi, lower, upper, interpret, loads):
-    out, laid_out = _forward(eta, intercept, lam, inv, lo, hi, lower, upper, interpret, loads, keep=True)
-    return out, (eta.shape, intercept, lam, inv, lo, hi, laid_out)  # the padded arrays, not laid out twice
+def _fwd(eta, lam_s, lo_s, hi_s, interpret, loads):
+    out, laid_out = _forward(eta, lam_s, lo_s, hi_s, interpret, loads, keep=True)
+    return out, (eta.shape, lam_s, laid_out)  # the padded arrays, not laid out twice
 
 
 def _bwd(interpret, loads, res, g):
-    (n, r, n_lv), intercept, lam, inv, lo, hi, laid_out = res
-    n_ind = intercept.shape[0]
+    (n, r, n_lv), lam_s, laid_out = res
+    n_ind = lam_s.shape[0]
     sel, onehot = _selection(loads, n_ind, n_lv)
-    eta_t, lo_p, hi_p, lw_p, up_p, (pn, pr), blk = laid_out
+    eta_t, lo_p, hi_p, (pn, pr), blk = laid_out
     kp = lo_p.shape[1]
     g_p = jnp.pad(g.astype(eta_t.dtype), ((0, pn), (0, pr)))  # padded draws and people: cotangent 0
     grid = _grid(eta_t, blk, n_ind)
     order, parts = _plan(loads, n_ind, grid[2])
-    eta_spec, whole, person, blocked = _specs(n_lv, kp, (n_ind, n_ind * n_lv, n_ind), blk)
+    eta_spec, whole, person, blocked = _specs(n_lv, kp, (n_ind * n_lv,), blk)
     n_sel = onehot.shape[0]
     n_sums = SUMS + n_sel
     # Each part writes the sums of its own indicators, so the parts share the sums' blocks; eta's cotangent
@@ -264,7 +272,7 @@ def _bwd(interpret, loads, res, g):
     d_eta_t, sums = pl.pallas_call(
         partial(_backward_kernel, n_sel, parts),
         grid=grid,
-        in_specs=[eta_spec, *whole, *[person] * 4, _whole(sel.size), _whole(n_ind), blocked],
+        in_specs=[eta_spec, *whole, person, person, _whole(sel.size), _whole(n_ind), blocked],
         out_specs=[
             pl.BlockSpec((1, n_lv, blk.people, blk.draws), lambda i, j, q: (q, 0, i, j)),
             pl.BlockSpec((1, n_sums, blk.people, kp), lambda i, j, q: (j, 0, i, 0)),
@@ -275,17 +283,13 @@ def _bwd(interpret, loads, res, g):
         ],
         interpret=interpret,
         compiler_params=None if interpret else plgpu.CompilerParams(num_warps=blk.warps),
-    )(eta_t, intercept, lam.reshape(-1), inv, lo_p, hi_p, lw_p, up_p, jnp.asarray(sel), order, g_p)
-    d_eta_t = d_eta_t.sum(axis=0)
-    d_eta = jnp.moveaxis(d_eta_t[:, :n, :r], 0, -1)
+    )(eta_t, lam_s.reshape(-1), lo_p, hi_p, jnp.asarray(sel), order, g_p)
+    d_eta = jnp.moveaxis(d_eta_t.sum(axis=0)[:, :n, :r], 0, -1)
     s = sums.sum(axis=0)[:, :n, :n_ind]  # (sums, N, K): over the draw blocks
-    s_a, s_b, s_mu, s_amu, s_eta = s[0], s[1], s[2], s[3], s[SUMS:]
-    lo1, hi1 = lo.reshape(n, n_ind), hi.reshape(n, n_ind)
-    d_inv = (lo1 * s_a + hi1 * s_b - s_amu).sum(axis=0)  # a = (lo - mu) inv: d/dinv = ga (lo - mu) + gb (hi - mu)
-    d_lam = jnp.einsum("mk,mkl->kl", s_eta.sum(axis=1), onehot.astype(s_eta.dtype))  # (K, L)
-    d_lo = (s_a * inv).reshape(lo.shape)
-    d_hi = (s_b * inv).reshape(hi.shape)
-    return d_eta, s_mu.sum(axis=0), d_lam, d_inv, d_lo, d_hi, None, None
+    s_a, s_b, s_eta = s[0], s[1], s[SUMS:]
+    d_lam = -jnp.einsum("mk,mkl->kl", s_eta.sum(axis=1), onehot.astype(s_eta.dtype))  # (K, L)
+    shape = (n, 1, n_ind)
+    return d_eta, d_lam, s_a.reshape(shape), s_b.reshape(shape)
 
 
-ordered_logit_person.defvjp(_fwd, _bwd)
+_scaled.defvjp(_fwd, _bwd)
