@@ -84,7 +84,8 @@ def _plan(loads, n_ind: int, n_parts: int):
         tuple((lv, max(s, lo), min(e, hi)) for lv, s, e in segments if max(s, lo) < min(e, hi))
         for lo, hi in zip(cuts[:-1], cuts[1:], strict=True)
     )
-    return jnp.asarray(order), parts
+    # the spec's order needs no array (XLA would make a kernel of it: an iota)
+    return (None if (order == np.arange(n_ind)).all() else jnp.asarray(order)), parts
 
 
 def _each_part(parts, run) -> None:
@@ -97,14 +98,18 @@ def _each_part(parts, run) -> None:
 
 
 def _loop(segments, order_ref, body, carry):
-    """carry after body(k, lv, carry) for every indicator k of the segments, in order."""
+    """carry after body(k, lv, carry) for every indicator k of the segments, in order (order_ref None: the
+    spec's)."""
     for lv, start, stop in segments:
-        carry = jax.lax.fori_loop(start, stop, lambda i, c, lv=lv: body(order_ref[i], lv, c), carry)
+        carry = jax.lax.fori_loop(
+            start, stop, lambda i, c, lv=lv: body(i if order_ref is None else order_ref[i], lv, c), carry
+        )
     return carry
 
 
-def _forward_kernel(parts, eta_ref, *refs):
-    *refs, order_ref, out_ref = refs
+def _forward_kernel(parts, has_order, eta_ref, *refs):
+    *refs, out_ref = refs
+    refs, order_ref = (refs[:-1], refs[-1]) if has_order else (refs, None)
     etas = [eta_ref[lv] for lv in range(eta_ref.shape[0])]
 
     def one(k, lv, carry):  # a loop, not unrolled: 30 indicators unrolled took a minute to compile
@@ -123,8 +128,9 @@ def _forward_kernel(parts, eta_ref, *refs):
     _each_part(parts, run)
 
 
-def _backward_kernel(n_sel, parts, eta_ref, *refs):
-    *refs, sel_ref, order_ref, g_ref, d_eta_ref, sums_ref = refs
+def _backward_kernel(n_sel, parts, has_order, eta_ref, *refs):
+    *refs, sel_ref, g_ref, d_eta_ref, sums_ref = refs
+    refs, order_ref = (refs[:-1], refs[-1]) if has_order else (refs, None)
     lam_ref = refs[0]
     n_lv = eta_ref.shape[0]
     etas = [eta_ref[lv] for lv in range(n_lv)]
@@ -190,6 +196,14 @@ def _whole(size: int) -> pl.BlockSpec:
     return pl.BlockSpec((size,), lambda i, j, q: (0,))
 
 
+def _order_spec(order) -> list:
+    return [] if order is None else [_whole(order.size)]
+
+
+def _order_arg(order) -> list:
+    return [] if order is None else [order]
+
+
 def _grid(eta_t, blk: Block, n_ind: int) -> tuple[int, int, int]:
     programs = (eta_t.shape[1] // blk.people) * (eta_t.shape[2] // blk.draws)
     return eta_t.shape[1] // blk.people, eta_t.shape[2] // blk.draws, parts_for(programs, n_ind)
@@ -238,14 +252,14 @@ def _forward(eta, lam_s, lo_s, hi_s, interpret, loads, keep=False):
     order, parts = _plan(loads, n_ind, grid[2])
     eta_spec, whole, person, _ = _specs(n_lv, lo_p.shape[1], (n_ind * n_lv,), blk)
     ll = pl.pallas_call(  # one partial sum per part of the indicators, added up below
-        partial(_forward_kernel, parts),
+        partial(_forward_kernel, parts, order is not None),
         grid=grid,
-        in_specs=[eta_spec, *whole, person, person, _whole(n_ind)],
+        in_specs=[eta_spec, *whole, person, person, *_order_spec(order)],
         out_specs=pl.BlockSpec((1, blk.people, blk.draws), lambda i, j, q: (q, i, j)),
         out_shape=jax.ShapeDtypeStruct((grid[2], *eta_t.shape[1:]), eta.dtype),
         interpret=interpret,
         compiler_params=None if interpret else plgpu.CompilerParams(num_warps=blk.warps),
-    )(eta_t, lam_s.reshape(-1), lo_p, hi_p, order)
+    )(eta_t, lam_s.reshape(-1), lo_p, hi_p, *_order_arg(order))
     ll = ll.sum(axis=0)[:n, :r]
     return (ll, laid_out) if keep else ll
 
@@ -270,9 +284,9 @@ def _bwd(interpret, loads, res, g):
     # Each part writes the sums of its own indicators, so the parts share the sums' blocks; eta's cotangent
     # has one partial sum per part.
     d_eta_t, sums = pl.pallas_call(
-        partial(_backward_kernel, n_sel, parts),
+        partial(_backward_kernel, n_sel, parts, order is not None),
         grid=grid,
-        in_specs=[eta_spec, *whole, person, person, _whole(sel.size), _whole(n_ind), blocked],
+        in_specs=[eta_spec, *whole, person, person, *_order_spec(order), _whole(sel.size), blocked],
         out_specs=[
             pl.BlockSpec((1, n_lv, blk.people, blk.draws), lambda i, j, q: (q, 0, i, j)),
             pl.BlockSpec((1, n_sums, blk.people, kp), lambda i, j, q: (j, 0, i, 0)),
@@ -283,7 +297,7 @@ def _bwd(interpret, loads, res, g):
         ],
         interpret=interpret,
         compiler_params=None if interpret else plgpu.CompilerParams(num_warps=blk.warps),
-    )(eta_t, lam_s.reshape(-1), lo_p, hi_p, jnp.asarray(sel), order, g_p)
+    )(eta_t, lam_s.reshape(-1), lo_p, hi_p, *_order_arg(order), jnp.asarray(sel), g_p)
     d_eta = jnp.moveaxis(d_eta_t.sum(axis=0)[:, :n, :r], 0, -1)
     s = sums.sum(axis=0)[:, :n, :n_ind]  # (sums, N, K): over the draw blocks
     s_a, s_b, s_eta = s[0], s[1], s[SUMS:]
