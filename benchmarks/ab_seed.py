@@ -2,7 +2,7 @@
 
     python benchmarks/ab_seed.py base REV [--dir DIR]     # copy git revision REV's gradfit to DIR/gradfit_base
     python benchmarks/ab_seed.py run [--dir DIR] [--rounds 8] [--calls 300] [--same] [--xla KEY=VALUE ...]
-                                     [--people 326 --draws 100]
+                                     [--people 326 --draws 100] [--set MODULE.NAME=VALUE ...]
 
 Separate processes on the H100 VM differ by up to a third (machine instance, where the process lands), far
 more than most changes: two programs interleaved call by call in one process differ by about 1 % when they
@@ -16,6 +16,7 @@ benchmarks/.base, ignored by git) must travel with the run: name it in the devic
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import io
 import re
@@ -59,7 +60,9 @@ def make_base(rev: str, out: Path) -> None:
     print(f"{rev} -> {target}")
 
 
-def run(base_dir: Path, rounds: int, calls: int, same: bool, xla: list[str], people: int, draws: int) -> None:
+def run(
+    base_dir: Path, rounds: int, calls: int, same: bool, xla: list[str], people: int, draws: int, sets: list[str]
+) -> None:
     import jax
     import numpy as np
 
@@ -69,6 +72,10 @@ def run(base_dir: Path, rounds: int, calls: int, same: bool, xla: list[str], peo
     if xla:  # more XLA options for the working tree's GPU programs only
         extra = xla_options(xla)
         new.model.GPU_COMPILER_OPTIONS = {**new.model.GPU_COMPILER_OPTIONS, **extra}
+    for item in sets:  # module.attribute=value in the working tree's gradfit, e.g. kernels._blocks.PART_PROGRAMS=8192
+        target, value = item.split("=", 1)
+        module, attr = target.rsplit(".", 1)
+        setattr(importlib.import_module(f"gradfit.{module}"), attr, ast.literal_eval(value))
     from gradfit_base.iclv.simulate import seed_model
 
     try:  # both waited for alike: as gradfit's optimisers wait, where this gradfit has that
@@ -121,6 +128,7 @@ def main() -> None:
     r.add_argument("--same", action="store_true", help="time the base against itself (the harness's noise)")
     r.add_argument("--people", type=int, default=326, help="the seed model with this many people")
     r.add_argument("--draws", type=int, default=100)
+    r.add_argument("--set", action="append", default=[], metavar="MODULE.NAME=VALUE", help="working tree only")
     r.add_argument("--xla", action="append", default=[], metavar="KEY=VALUE", help="an XLA option, working tree only")
     for p in (b, r):
         p.add_argument("--dir", type=Path, default=HERE / ".base")
@@ -128,7 +136,7 @@ def main() -> None:
     if args.command == "base":
         make_base(args.rev, args.dir)
     else:
-        run(args.dir, args.rounds, args.calls, args.same, args.xla, args.people, args.draws)
+        run(args.dir, args.rounds, args.calls, args.same, args.xla, args.people, args.draws, args.set)
 
 
 if __name__ == "__main__":
