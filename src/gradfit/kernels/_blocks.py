@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
+
+from jax.experimental import pallas as pl
 
 
 class Block(NamedTuple):
@@ -53,3 +56,18 @@ def parts_for(programs: int, items: int) -> int:
     if override_parts is not None:
         return max(1, min(override_parts, items))
     return max(1, min(items // MIN_PART_ITEMS, -(-PART_PROGRAMS // max(programs, 1))))
+
+
+def cuts(items: int, parts: int) -> list[tuple[int, int]]:
+    """[start, stop) of each of `parts` nearly equal runs of `items`."""
+    edges = [round(q * items / parts) for q in range(parts + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def each_part(parts: tuple, run) -> None:
+    """Inside a kernel on a grid whose last axis numbers the parts: run(parts[q]) for this program's part q."""
+    if len(parts) == 1:
+        run(parts[0])
+        return
+    for q, part in enumerate(parts):
+        pl.when(pl.program_id(2) == q)(partial(run, part))

@@ -29,7 +29,7 @@ import numpy as np
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
-from gradfit.kernels._blocks import Block, block_for, padding, parts_for, pow2_padding
+from gradfit.kernels._blocks import Block, block_for, cuts, each_part, padding, parts_for, pow2_padding
 
 # Per person and indicator: the sums over draws of ga and gb (the cotangents of a and b); then, for each latent
 # variable the indicator loads on (at most M per indicator), the sum of (ga + gb) * eta: the scaled loadings'
@@ -79,22 +79,12 @@ def _plan(loads, n_ind: int, n_parts: int):
     """(order, parts): the visiting order (`_groups`) cut into n_parts nearly equal runs, each run as the
     segments it covers; program p along the grid's last axis takes part p."""
     order, segments = _groups(loads, n_ind)
-    cuts = [round(q * n_ind / n_parts) for q in range(n_parts + 1)]
     parts = tuple(
         tuple((lv, max(s, lo), min(e, hi)) for lv, s, e in segments if max(s, lo) < min(e, hi))
-        for lo, hi in zip(cuts[:-1], cuts[1:], strict=True)
+        for lo, hi in cuts(n_ind, n_parts)
     )
     # the spec's order needs no array (XLA would make a kernel of it: an iota)
     return (None if (order == np.arange(n_ind)).all() else jnp.asarray(order)), parts
-
-
-def _each_part(parts, run) -> None:
-    """run(segments) for this program's part of the indicators."""
-    if len(parts) == 1:
-        run(parts[0])
-        return
-    for q, segments in enumerate(parts):
-        pl.when(pl.program_id(2) == q)(partial(run, segments))
 
 
 def _loop(segments, order_ref, body, carry):
@@ -125,7 +115,7 @@ def _forward_kernel(parts, has_order, eta_ref, *refs):
         linear, product = _loop(segments, order_ref, one, (zero, zero + 1.0))
         out_ref[0] = -(linear + jnp.log(product))
 
-    _each_part(parts, run)
+    each_part(parts, run)
 
 
 def _backward_kernel(n_sel, parts, has_order, eta_ref, *refs):
@@ -163,7 +153,7 @@ def _backward_kernel(n_sel, parts, has_order, eta_ref, *refs):
         for lv in range(n_lv):
             d_eta_ref[0, lv] = d_eta[lv]
 
-    _each_part(parts, run)
+    each_part(parts, run)
 
 
 def _layout(eta, lo, hi):
