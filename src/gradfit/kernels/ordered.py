@@ -129,9 +129,9 @@ def _backward_kernel(n_sel, parts, has_order, eta_ref, *refs):
     def one(k, lv, d_eta):
         a, b, e_a, e_b = _indicator(k, etas, refs, lv)
         # d/da = -F(a), d/db = F(-b), from exp(-|x|) without overflow; one division for both
-        q = g / ((1.0 + e_a) * (1.0 + e_b))
-        ga = -jnp.where(a >= 0, 1.0, e_a) * (1.0 + e_b) * q
-        gb = jnp.where(b >= 0, e_b, 1.0) * (1.0 + e_a) * q
+        w = g / ((1.0 + e_a) * (1.0 + e_b))
+        ga = -jnp.where(a >= 0, 1.0, e_a) * (1.0 + e_b) * w
+        gb = jnp.where(b >= 0, e_b, 1.0) * (1.0 + e_a) * w
         gab = ga + gb  # minus the cotangent of lam' . eta
         parts = [ga, gb]
         if lv is not None:  # the one latent variable k loads on (n_sel is 1)
@@ -142,8 +142,8 @@ def _backward_kernel(n_sel, parts, has_order, eta_ref, *refs):
             for other in range(1, n_lv):
                 chosen = jnp.where(chosen_lv == other, etas[other], chosen)
             parts.append(gab * chosen)
-        for q_, part in enumerate(parts):  # per person: summed over the block's draws, (people, 1)
-            sums_ref[0, q_, :, pl.ds(k, 1)] = jnp.sum(part, axis=1, keepdims=True)
+        for q, part in enumerate(parts):  # per person: summed over the block's draws, (people, 1)
+            sums_ref[0, q, :, pl.ds(k, 1)] = jnp.sum(part, axis=1, keepdims=True)
         if lv is not None:
             return tuple(d - gab * lam_ref[k * n_lv + lv] if i == lv else d for i, d in enumerate(d_eta))
         return tuple(d - gab * lam_ref[k * n_lv + i] for i, d in enumerate(d_eta))
