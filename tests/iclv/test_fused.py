@@ -24,7 +24,8 @@ def test_gpu_forms_equal_the_matrix_products(request, which, work):
     lik, arrays = model._built.likelihood, model._built.arrays
     gpu = lik.for_device("gpu", work)
     assert lik.for_device("cpu", work) is lik
-    assert gpu.choice.fused and all(g.fused == (work == jnp.float32) for g in gpu.indicators)
+    assert gpu.choice.fused and gpu.structural.fused
+    assert all(g.fused == (work == jnp.float32) for g in gpu.indicators)
     theta = jnp.asarray(model._layout.start) * 1.04
     v0, g0 = jax.jit(jax.value_and_grad(lik.total))(theta, arrays)
     v1, g1 = jax.jit(jax.value_and_grad(gpu.total))(theta, arrays)

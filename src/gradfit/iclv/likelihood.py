@@ -43,8 +43,9 @@ class Likelihood:
     def for_device(self, platform: str, work_dtype) -> Likelihood:
         """The same likelihood with its products written the way that is fastest where it runs.
 
-        Measured (benchmarks/fusion_ab.py, RESULTS.md): on a GPU the panel-logit denominators as broadcast
-        products, and in float32 work also the ordered indicators' means; on a CPU matrix products throughout
+        Measured (benchmarks/fusion_ab.py, ab_seed.py, RESULTS.md): on a GPU the panel-logit denominators and
+        the draws' product with the Cholesky factor as broadcast products, and in float32 work also the ordered
+        indicators' means; on a CPU matrix products throughout
         (XLA's CPU backend runs the broadcast forms' reverse passes several times slower).
         """
         if platform != "gpu":
@@ -52,7 +53,7 @@ class Likelihood:
         single = jnp.dtype(work_dtype) == jnp.float32
         groups = tuple(replace(g, fused=single) for g in self.indicators)
         choice = None if self.choice is None else replace(self.choice, fused=True)
-        return replace(self, indicators=groups, choice=choice)
+        return replace(self, structural=replace(self.structural, fused=True), indicators=groups, choice=choice)
 
     def with_kernels(self, platform: str, work_dtype) -> Likelihood:
         """The same likelihood with the Pallas kernels (gradfit.kernels) where they apply: GPUs, float64

@@ -33,11 +33,22 @@ class Structural:
     x_factor: np.ndarray | None = None  # (K,)
     x_target: np.ndarray | None = None  # (K, L) one-hot: which LV's mean the term belongs to
     effects: tuple[tuple[int, int, int, float], ...] = ()  # (target LV, source LV, ext index, factor)
+    # The draws times the Cholesky factor as broadcast products rather than a matrix product (GPUs,
+    # Likelihood.for_device): no GEMM before the latent variables exist, and the factor's gradient a reduction
+    # beside the others instead of a split-K GEMM at the end of the reverse pass (H100, seed model: 0.97 of
+    # the value+gradient's time; benchmarks/RESULTS.md).
+    fused: bool = False
 
     def __call__(self, v: Values, z: jnp.ndarray, arrays: dict) -> jnp.ndarray:
         """z: (N or 1, R, L) standard normal draws -> latent variables (N or 1, R, L)."""
         dt = v.ext.dtype
-        errors = z @ v.ext[self.chol_index].T
+        chol_t = v.ext[self.chol_index].T
+        if self.fused and chol_t.shape[0]:  # L broadcast multiply-adds: elementwise, XLA fuses them into eta
+            errors = z[..., 0, None] * chol_t[0]
+            for m in range(1, chol_t.shape[0]):
+                errors = errors + z[..., m, None] * chol_t[m]
+        else:
+            errors = z @ chol_t
         if self.means is None:
             w = v.ext[self.x_coef] * jnp.asarray(self.x_factor, dt)
             mean = arrays["X"] @ (w[:, None] * jnp.asarray(self.x_target, dt))  # (N, L)
