@@ -186,17 +186,13 @@ def _whole(size: int) -> pl.BlockSpec:
     return pl.BlockSpec((size,), lambda i, j, q: (0,))
 
 
-def _order_spec(order) -> list:
-    return [] if order is None else [_whole(order.size)]
-
-
-def _order_arg(order) -> list:
-    return [] if order is None else [order]
-
-
-def _grid(eta_t, blk: Block, n_ind: int) -> tuple[int, int, int]:
-    programs = (eta_t.shape[1] // blk.people) * (eta_t.shape[2] // blk.draws)
-    return eta_t.shape[1] // blk.people, eta_t.shape[2] // blk.draws, parts_for(programs, n_ind)
+def _launch(eta_t, blk: Block, n_ind: int, loads):
+    """(grid, orders, parts) of a kernel call: the grid (people blocks, draw blocks, parts of the indicators),
+    the order array as a list of 0 or 1 inputs (`_plan`), and each part's segments."""
+    people, draws = eta_t.shape[1] // blk.people, eta_t.shape[2] // blk.draws
+    n_parts = parts_for(people * draws, n_ind)
+    order, parts = _plan(loads, n_ind, n_parts)
+    return (people, draws, n_parts), ([] if order is None else [order]), parts
 
 
 def ordered_logit_person(eta, intercept, lam, inv, lo, hi, lower, upper, interpret=False, loads=None):
@@ -238,18 +234,17 @@ def _forward(eta, lam_s, lo_s, hi_s, interpret, loads, keep=False):
     n_ind = lam_s.shape[0]
     laid_out = _layout(eta, lo_s, hi_s)
     eta_t, lo_p, hi_p, _, blk = laid_out
-    grid = _grid(eta_t, blk, n_ind)
-    order, parts = _plan(loads, n_ind, grid[2])
+    grid, orders, parts = _launch(eta_t, blk, n_ind, loads)
     eta_spec, whole, person, _ = _specs(n_lv, lo_p.shape[1], (n_ind * n_lv,), blk)
     ll = pl.pallas_call(  # one partial sum per part of the indicators, added up below
-        partial(_forward_kernel, parts, order is not None),
+        partial(_forward_kernel, parts, bool(orders)),
         grid=grid,
-        in_specs=[eta_spec, *whole, person, person, *_order_spec(order)],
+        in_specs=[eta_spec, *whole, person, person, *[_whole(o.size) for o in orders]],
         out_specs=pl.BlockSpec((1, blk.people, blk.draws), lambda i, j, q: (q, i, j)),
         out_shape=jax.ShapeDtypeStruct((grid[2], *eta_t.shape[1:]), eta.dtype),
         interpret=interpret,
         compiler_params=None if interpret else plgpu.CompilerParams(num_warps=blk.warps),
-    )(eta_t, lam_s.reshape(-1), lo_p, hi_p, *_order_arg(order))
+    )(eta_t, lam_s.reshape(-1), lo_p, hi_p, *orders)
     ll = ll.sum(axis=0)[:n, :r]
     return (ll, laid_out) if keep else ll
 
@@ -266,17 +261,16 @@ def _bwd(interpret, loads, res, g):
     eta_t, lo_p, hi_p, (pn, pr), blk = laid_out
     kp = lo_p.shape[1]
     g_p = jnp.pad(g.astype(eta_t.dtype), ((0, pn), (0, pr)))  # padded draws and people: cotangent 0
-    grid = _grid(eta_t, blk, n_ind)
-    order, parts = _plan(loads, n_ind, grid[2])
+    grid, orders, parts = _launch(eta_t, blk, n_ind, loads)
     eta_spec, whole, person, blocked = _specs(n_lv, kp, (n_ind * n_lv,), blk)
     n_sel = onehot.shape[0]
     n_sums = SUMS + n_sel
     # Each part writes the sums of its own indicators, so the parts share the sums' blocks; eta's cotangent
     # has one partial sum per part.
     d_eta_t, sums = pl.pallas_call(
-        partial(_backward_kernel, n_sel, parts, order is not None),
+        partial(_backward_kernel, n_sel, parts, bool(orders)),
         grid=grid,
-        in_specs=[eta_spec, *whole, person, person, *_order_spec(order), _whole(sel.size), blocked],
+        in_specs=[eta_spec, *whole, person, person, *[_whole(o.size) for o in orders], _whole(sel.size), blocked],
         out_specs=[
             pl.BlockSpec((1, n_lv, blk.people, blk.draws), lambda i, j, q: (q, 0, i, j)),
             pl.BlockSpec((1, n_sums, blk.people, kp), lambda i, j, q: (j, 0, i, 0)),
@@ -287,7 +281,7 @@ def _bwd(interpret, loads, res, g):
         ],
         interpret=interpret,
         compiler_params=None if interpret else plgpu.CompilerParams(num_warps=blk.warps),
-    )(eta_t, lam_s.reshape(-1), lo_p, hi_p, *_order_arg(order), jnp.asarray(sel), g_p)
+    )(eta_t, lam_s.reshape(-1), lo_p, hi_p, *orders, jnp.asarray(sel), g_p)
     d_eta = jnp.moveaxis(d_eta_t.sum(axis=0)[:, :n, :r], 0, -1)
     s = sums.sum(axis=0)[:, :n, :n_ind]  # (sums, N, K): over the draw blocks
     s_a, s_b, s_eta = s[0], s[1], s[SUMS:]
